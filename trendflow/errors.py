@@ -1,0 +1,217 @@
+"""The one error tree of TrendFlow.
+
+Every error a user or an operator can see is a :class:`TrendflowError` with a stable ``code``
+(snake_case, never renamed once released) and an HTTP ``status``. Errors cross Ray actor
+boundaries, so every class pickles with its message and details intact.
+
+::
+
+    TrendflowError (500 internal_error)
+    ├── ConfigError (500 config_error)                  settings / profile that cannot work
+    ├── InputError (400 invalid_input)                  the request itself is wrong
+    │   ├── InvalidVideoUrl (400 invalid_video_url)
+    │   ├── InvalidIdentifier (400 invalid_identifier)
+    │   ├── InvalidProfile (400 invalid_profile)
+    │   └── UnsafeStorageKey (400 unsafe_storage_key)
+    ├── MediaError (422 media_error)                    the video cannot be analysed
+    │   ├── UnsupportedMedia (415 unsupported_media)
+    │   ├── VideoTooShort (422 video_too_short)
+    │   ├── VideoTooLong (422 video_too_long)
+    │   ├── VideoFileCorrupted (422 video_file_corrupted)
+    │   └── DownloadFailed (502 download_failed)
+    │       └── VideoUnavailable (404 video_unavailable)
+    ├── NotFound (404 not_found)
+    │   ├── RunNotFound (404 run_not_found)
+    │   ├── ArtifactNotFound (404 artifact_not_found)
+    │   ├── ProfileNotFound (404 profile_not_found)
+    │   ├── UserNotFound (404 user_not_found)
+    │   └── ComponentNotFound (404 component_not_found)
+    ├── Conflict (409 conflict)
+    │   └── InvalidStatusTransition (409 invalid_status_transition)
+    ├── ContractViolation (500 contract_violation)      an artifact breaks its schema
+    ├── ComponentError (500 component_failed)           a component failed on valid input
+    │   ├── MissingFrameIndices (500 missing_frame_indices)
+    │   └── DependencyMissing (500 dependency_missing)
+    ├── StorageError (503 storage_error)
+    ├── DatabaseError (503 database_error)
+    └── TransientError (503 transient_error)            safe to retry with backoff
+        ├── ServiceUnavailable (503 service_unavailable)
+        └── OutOfMemory (503 out_of_memory)
+
+Control flow never looks at message text: catch a class, or read ``code``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class TrendflowError(Exception):
+    """Base of every TrendFlow error: a stable ``code``, an HTTP ``status`` and JSON ``details``."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, /, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword details do not survive the default Exception pickling; Ray re-raises
+        # errors across actors by pickling them.
+        return (_rebuild, (type(self), self.message, self.details))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body the API returns: ``{code, message, details}``."""
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _rebuild(cls: type[TrendflowError], message: str, details: dict[str, Any]) -> TrendflowError:
+    return cls(message, **details)
+
+
+class ConfigError(TrendflowError):
+    code = "config_error"
+
+
+class InputError(TrendflowError):
+    code = "invalid_input"
+    status = 400
+
+
+class InvalidVideoUrl(InputError):
+    code = "invalid_video_url"
+
+
+class InvalidIdentifier(InputError):
+    code = "invalid_identifier"
+
+
+class InvalidProfile(InputError):
+    code = "invalid_profile"
+
+
+class UnsafeStorageKey(InputError):
+    code = "unsafe_storage_key"
+
+
+class MediaError(TrendflowError):
+    code = "media_error"
+    status = 422
+
+
+class UnsupportedMedia(MediaError):
+    code = "unsupported_media"
+    status = 415
+
+
+class VideoTooShort(MediaError):
+    code = "video_too_short"
+
+
+class VideoTooLong(MediaError):
+    code = "video_too_long"
+
+
+class VideoFileCorrupted(MediaError):
+    code = "video_file_corrupted"
+
+
+class DownloadFailed(MediaError):
+    code = "download_failed"
+    status = 502
+
+
+class VideoUnavailable(DownloadFailed):
+    code = "video_unavailable"
+    status = 404
+
+
+class NotFound(TrendflowError):
+    code = "not_found"
+    status = 404
+
+
+class RunNotFound(NotFound):
+    code = "run_not_found"
+
+
+class ArtifactNotFound(NotFound):
+    code = "artifact_not_found"
+
+
+class ProfileNotFound(NotFound):
+    code = "profile_not_found"
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+
+
+class ComponentNotFound(NotFound):
+    code = "component_not_found"
+
+
+class Conflict(TrendflowError):
+    code = "conflict"
+    status = 409
+
+
+class InvalidStatusTransition(Conflict):
+    code = "invalid_status_transition"
+
+
+class ContractViolation(TrendflowError):
+    code = "contract_violation"
+
+
+class ComponentError(TrendflowError):
+    code = "component_failed"
+
+
+class MissingFrameIndices(ComponentError):
+    code = "missing_frame_indices"
+
+
+class DependencyMissing(ComponentError):
+    code = "dependency_missing"
+
+
+class StorageError(TrendflowError):
+    code = "storage_error"
+    status = 503
+
+
+class DatabaseError(TrendflowError):
+    code = "database_error"
+    status = 503
+
+
+class TransientError(TrendflowError):
+    code = "transient_error"
+    status = 503
+    retryable = True
+
+
+class ServiceUnavailable(TransientError):
+    code = "service_unavailable"
+
+
+class OutOfMemory(TransientError):
+    code = "out_of_memory"
+
+
+def all_error_classes() -> list[type[TrendflowError]]:
+    """Every class of the tree, base first (for docs and the code-uniqueness test)."""
+    seen: list[type[TrendflowError]] = []
+    stack: list[type[TrendflowError]] = [TrendflowError]
+    while stack:
+        cls = stack.pop(0)
+        seen.append(cls)
+        stack.extend(cls.__subclasses__())
+    return seen

@@ -1,0 +1,122 @@
+"""One settings object for the whole service.
+
+Every value comes from the environment with the ``TRENDFLOW_`` prefix; nested sections use a
+double underscore (``TRENDFLOW_STORAGE__BACKEND=s3``, ``TRENDFLOW_DATABASE__URL=postgresql://…``).
+``TRENDFLOW_DATABASE_URL`` is accepted as an alias of ``TRENDFLOW_DATABASE__URL``.
+Secrets are :class:`pydantic.SecretStr` and never appear in ``repr`` or logs.
+
+Read settings through :func:`get_settings` (cached); tests build ``Settings(...)`` directly.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DatabaseSettings(BaseModel):
+    """PostgreSQL. With no ``url`` an embedded server runs in ``<data_dir>/postgres``."""
+
+    url: SecretStr | None = None
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=10, ge=1)
+    command_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class StorageSettings(BaseModel):
+    """Where artifacts live: a local directory or an S3-compatible bucket (same keys)."""
+
+    backend: Literal["local", "s3"] = "local"
+    local_root: Path | None = None  # default: <data_dir>/store
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "trendflow"
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_multipart_threshold_mb: int = Field(default=16, ge=5)
+    s3_multipart_chunk_mb: int = Field(default=8, ge=5)
+
+
+class SegmenterSettings(BaseModel):
+    """Fetching and decoding videos into the analysis timeline."""
+
+    analysis_fps: float = Field(default=12.0, gt=0)
+    analysis_height: int = Field(default=320, ge=16)
+    chunk_seconds: float = Field(default=4.0, gt=0)
+    min_duration_s: float = Field(default=5.0, ge=0)
+    max_duration_s: float = Field(default=20 * 60.0, gt=0)
+    max_source_height: int = Field(default=1080, ge=16)
+    audio_rates_hz: tuple[int, ...] = (16_000, 48_000)
+    download_tries: int = Field(default=3, ge=1)
+    download_backoff_s: float = Field(default=2.0, ge=0)
+    # Direct http://127.0.0.1 URLs: for tests and local demos only. Nothing but YouTube otherwise.
+    allow_loopback_urls: bool = False
+    frames_retention_days: int = Field(default=7, ge=0)
+
+
+class TritonSettings(BaseModel):
+    """Model serving. Locally ``trendflow triton up`` runs the server from the wheel."""
+
+    url: str = "127.0.0.1:8001"
+    protocol: Literal["grpc", "http"] = "grpc"
+    repository: Path = Path("triton_repo")
+    http_port: int = 8000
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    tls_ca_cert: Path | None = None
+    tls_client_cert: Path | None = None
+    tls_client_key: Path | None = None
+    timeout_s: float = Field(default=60.0, gt=0)
+    retries: int = Field(default=2, ge=0)
+
+
+class RetentionSettings(BaseModel):
+    """What raw text may be kept, and for how long."""
+
+    store_raw_ocr_text: bool = False
+    store_raw_comments: bool = False
+    raw_text_max_days: int = Field(default=60, ge=0, le=60)
+
+
+class Settings(BaseSettings):
+    """All TrendFlow settings. See the module docstring for the environment names."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRENDFLOW_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    data_dir: Path = Path(".trendflow")
+    database: DatabaseSettings = DatabaseSettings()
+    # Flat alias: TRENDFLOW_DATABASE_URL, the name operators expect.
+    database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TRENDFLOW_DATABASE_URL", "database_url")
+    )
+    storage: StorageSettings = StorageSettings()
+    segmenter: SegmenterSettings = SegmenterSettings()
+    triton: TritonSettings = TritonSettings()
+    retention: RetentionSettings = RetentionSettings()
+
+    @model_validator(mode="after")
+    def _merge_database_url(self) -> Settings:
+        if self.database_url is not None and self.database.url is None:
+            self.database.url = self.database_url
+        return self
+
+    @property
+    def store_root(self) -> Path:
+        """The local result-store root (used when ``storage.backend == "local"``)."""
+        return self.storage.local_root or self.data_dir / "store"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Result stores: local disk and S3-compatible buckets behind one protocol."""
