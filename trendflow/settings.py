@@ -34,7 +34,7 @@ class StorageSettings(BaseModel):
     local_root: Path | None = None  # default: <data_dir>/store
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
-    s3_bucket: str = "trendflow"
+    s3_bucket: str | None = None  # required with backend "s3"
     s3_access_key_id: SecretStr | None = None
     s3_secret_access_key: SecretStr | None = None
     s3_multipart_threshold_mb: int = Field(default=16, ge=5)
@@ -56,6 +56,15 @@ class SegmenterSettings(BaseModel):
     # Direct http://127.0.0.1 URLs: for tests and local demos only. Nothing but YouTube otherwise.
     allow_loopback_urls: bool = False
     frames_retention_days: int = Field(default=7, ge=0)
+    # Repair of damaged files: error-tolerant decode, then H.264 at this CRF/preset.
+    repair_crf: int = Field(default=18, ge=0, le=51)
+    repair_preset: str = "medium"
+    # Download time limit = base + per_video_second × duration (yt-dlp's reported duration).
+    download_timeout_base_s: float = Field(default=120.0, gt=0)
+    download_timeout_per_video_s: float = Field(default=1.0, ge=0)
+    socket_timeout_s: float = Field(default=20.0, gt=0)
+    # Frames kept under frames/<run_id>/: JPEG quality of the archived union frames.
+    frames_jpeg_quality: int = Field(default=85, ge=1, le=100)
 
 
 class TritonSettings(BaseModel):
@@ -82,6 +91,45 @@ class RetentionSettings(BaseModel):
     raw_text_max_days: int = Field(default=60, ge=0, le=60)
 
 
+class ComponentSettings(BaseModel):
+    """Feature components (``trendflow.pipeline.components``)."""
+
+    # numba's JIT cache for librosa; None = <data_dir>/cache/numba. Persisting it saves the
+    # ~20 s first-call compilation in every new worker process.
+    numba_cache_dir: Path | None = None
+
+
+class RuntimeSettings(BaseModel):
+    """The Ray runtime: scheduler, Segmenter and component actors (``trendflow.actors``).
+
+    Timeouts are defaults; a profile may override them (``timeouts`` in its config).
+    """
+
+    namespace: str = "trendflow"
+    scheduler_name: str = "trendflow-scheduler"
+    admission_window_s: float = Field(default=5.0, ge=0)
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    max_concurrent_runs: int = Field(default=8, ge=1)
+    segmenter_actors: int = Field(default=1, ge=1)
+    segmenter_cpus: float = Field(default=1.0, ge=0)
+    cpu_workers: int = Field(default=2, ge=1)
+    cpu_worker_cpus: float = Field(default=1.0, ge=0)
+    gpu_workers_per_gpu: int = Field(default=1, ge=1)
+    # Device memory of one GPU; None = read it from NVML (fails loudly when NVML cannot tell).
+    gpu_memory_mb: int | None = Field(default=None, ge=1)
+    chunks_in_flight: int = Field(default=4, ge=1)
+    retry_attempts: int = Field(default=3, ge=0)
+    retry_backoff_s: float = Field(default=1.0, ge=0)
+    retry_backoff_max_s: float = Field(default=30.0, ge=0)
+    oom_max_halvings: int = Field(default=2, ge=0)
+    run_timeout_min_s: float = Field(default=2 * 3600.0, gt=0)
+    run_timeout_duration_factor: float = Field(default=6.0, gt=0)
+    component_timeout_s: float = Field(default=30 * 60.0, gt=0)
+    segment_timeout_s: float = Field(default=15 * 60.0, gt=0)
+    scheduler_max_restarts: int = Field(default=-1, ge=-1)
+    system_user_email: str = "system@trendflow.local"
+
+
 class Settings(BaseSettings):
     """All TrendFlow settings. See the module docstring for the environment names."""
 
@@ -103,6 +151,8 @@ class Settings(BaseSettings):
     segmenter: SegmenterSettings = SegmenterSettings()
     triton: TritonSettings = TritonSettings()
     retention: RetentionSettings = RetentionSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
+    components: ComponentSettings = ComponentSettings()
 
     @model_validator(mode="after")
     def _merge_database_url(self) -> Settings:

@@ -1,0 +1,122 @@
+"""The Segmenter actor: fetches and prepares a run's video, then streams its frame chunks.
+
+Frames never travel by value: :meth:`SegmenterActor.chunks` is a streaming generator, so each
+:class:`~trendflow.pipeline.types.FrameChunk` it yields goes straight into the object store and
+the scheduler receives an ObjectRef. With ``_generator_backpressure_num_objects`` the actor stops
+decoding while the scheduler has not taken the previous chunk, and the scheduler takes a chunk
+only while fewer than ``runtime.chunks_in_flight`` are being mapped; a chunk is freed as soon as
+the last component mapped it (the scheduler drops its ref and Ray's reference counting frees it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trendflow.actors.sources import check_source, meta_from_json
+from trendflow.errors import RunNotFound
+from trendflow.pipeline.segmenter import (
+    DirectUrlSource,
+    PreparedVideo,
+    Segmenter,
+    UploadSource,
+    VideoSource,
+    YoutubeSource,
+)
+from trendflow.pipeline.types import AudioTrack, FrameChunk, Timeline, VideoInfo, VideoMeta
+from trendflow.settings import Settings
+from trendflow.storage.factory import open_store
+from trendflow.storage.keys import validate_filename
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedSummary:
+    """What the scheduler needs of a prepared video (the file itself stays on the actor)."""
+
+    info: VideoInfo
+    meta: VideoMeta
+    timeline: Timeline
+    chunk_frames: int
+
+
+class SegmenterActor:
+    """An actor body (undecorated; see :func:`segmenter_options`). One prepared video per run."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._segmenter = Segmenter(settings.segmenter)
+        self._prepared: dict[str, PreparedVideo] = {}
+        self._work_root = settings.data_dir / "work"
+
+    def _source(self, data: Mapping[str, Any], workdir: Path) -> VideoSource:
+        match check_source(data):
+            case "youtube":
+                return YoutubeSource(url=str(data["url"]))
+            case "url":
+                return DirectUrlSource(url=str(data["url"]))
+            case "upload":
+                key = str(data["key"])
+                filename = validate_filename(key.rsplit("/", 1)[-1])
+                local = workdir / "upload" / filename
+                local.parent.mkdir(parents=True, exist_ok=True)
+                store = open_store(self._settings)
+                asyncio.run(store.get_file(key, local))
+                return UploadSource(path=local, meta=meta_from_json(data["meta"]),
+                                    filename=filename)
+        raise AssertionError(data)
+
+    def prepare(self, run_id: str, source: Mapping[str, Any]) -> PreparedSummary:
+        """Fetch, probe, validate and repair; raises the Segmenter's media errors."""
+        self.release(run_id)
+        workdir = self._work_root / run_id
+        try:
+            prepared = self._segmenter.prepare(self._source(source, workdir), workdir)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        self._prepared[run_id] = prepared
+        return PreparedSummary(
+            info=prepared.info,
+            meta=prepared.meta,
+            timeline=prepared.timeline,
+            chunk_frames=self._segmenter.chunk_frames(prepared.timeline),
+        )
+
+    def _get(self, run_id: str) -> PreparedVideo:
+        try:
+            return self._prepared[run_id]
+        except KeyError:
+            raise RunNotFound(
+                f"run {run_id} has no prepared video on this Segmenter actor "
+                "(it restarted, or prepare() was not called)",
+                run_id=run_id,
+            ) from None
+
+    def audio(self, run_id: str) -> AudioTrack:
+        """The run's audio track (its return value goes to the object store)."""
+        return self._segmenter.extract_audio(self._get(run_id))
+
+    def chunks(self, run_id: str, union_indices: np.ndarray) -> Iterator[FrameChunk]:
+        """Stream the union frames in chunks (call with ``num_returns="streaming"``)."""
+        yield from self._segmenter.iter_chunks(self._get(run_id), union_indices)
+
+    def release(self, run_id: str) -> None:
+        """Forget the run and remove its work directory."""
+        prepared = self._prepared.pop(run_id, None)
+        if prepared is not None:
+            self._segmenter.release(prepared)
+        shutil.rmtree(self._work_root / run_id, ignore_errors=True)
+
+
+def segmenter_options(*, cpus: float) -> dict[str, Any]:
+    """Ray options of a Segmenter actor: restarted when its process dies (runs re-prepare)."""
+    return {"num_cpus": cpus, "max_restarts": -1, "max_task_retries": 0}
+
+
+__all__ = ["PreparedSummary", "SegmenterActor", "segmenter_options"]

@@ -1,0 +1,167 @@
+"""Component workers: actors that run components' ``setup``/``map``/``reduce``.
+
+One class serves both pools: CPU workers (classic DSP/CV components) and GPU workers
+(model-backed components, whose GPU memory need becomes a fractional ``num_gpus``; on a cluster
+without GPUs the same actors run with no GPU request). A worker hosts any number of component
+instances, keyed by ``(run_id, component)``, each set up lazily on the first call that needs it:
+components' ``map`` must not depend on state written by another ``map``, so any chunk of a run
+can be mapped on any worker, and a restarted worker simply sets the component up again.
+
+Frames arrive as ObjectRefs resolved by Ray into zero-copy read-only views of the object store;
+nothing here copies a chunk.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from trendflow.pipeline.components.base import (
+    Component,
+    ComponentContext,
+    ComponentResult,
+    select_chunk,
+)
+from trendflow.pipeline.components.registry import get_component
+from trendflow.pipeline.types import FrameChunk
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentSpec:
+    """What a worker needs to build one component of one run (small; the context is a ref)."""
+
+    run_id: str
+    component: str
+    params: dict[str, Any]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.run_id, self.component)
+
+
+@dataclass(slots=True)
+class WorkerReport:
+    """Observations a worker returns with a reduce: where it ran and how much memory it used."""
+
+    device_used: str
+    peak_ram_mb: float
+    gpu_memory_mb: float | None = None
+    worker_pid: int = field(default_factory=os.getpid)
+
+
+@dataclass(slots=True)
+class ReduceOutcome:
+    result: ComponentResult
+    report: WorkerReport
+
+
+class ComponentWorker:
+    """An actor body (undecorated; :func:`worker_options` derives its Ray options)."""
+
+    def __init__(self, device: str) -> None:
+        self._device = device
+        self._instances: dict[tuple[str, str], Component] = {}
+        self._peak_rss: dict[tuple[str, str], float] = {}
+        self._process = psutil.Process()
+
+    def _instance(self, spec: ComponentSpec, ctx: ComponentContext) -> Component:
+        found = self._instances.get(spec.key)
+        if found is None:
+            found = get_component(spec.component)(**spec.params)
+            found.setup(ctx)
+            self._instances[spec.key] = found
+        return found
+
+    def _note_rss(self, key: tuple[str, str]) -> None:
+        rss_mb = self._process.memory_info().rss / 2**20
+        self._peak_rss[key] = max(self._peak_rss.get(key, 0.0), rss_mb)
+
+    def map(self, spec: ComponentSpec, ctx: ComponentContext, chunk: FrameChunk) -> Any:
+        """Map one union chunk: the component sees only the frames of its own sampling."""
+        component = self._instance(spec, ctx)
+        assert ctx.frame_indices is not None  # setup() refused a frame component without them
+        partial = component.map(select_chunk(chunk, ctx.frame_indices))
+        self._note_rss(spec.key)
+        return partial
+
+    def reduce(
+        self, spec: ComponentSpec, ctx: ComponentContext, *partials: Any
+    ) -> ReduceOutcome:
+        """Reduce the partials (given in chunk order) and forget the instance."""
+        component = self._instance(spec, ctx)
+        try:
+            result = component.reduce(list(partials))
+            self._note_rss(spec.key)
+            return ReduceOutcome(
+                result=result,
+                report=WorkerReport(
+                    device_used=self._device, peak_ram_mb=round(self._peak_rss[spec.key], 1)
+                ),
+            )
+        finally:
+            self._forget(spec.key)
+
+    def release(self, run_id: str) -> int:
+        """Drop every instance of ``run_id`` (a cancelled or failed run); returns how many."""
+        keys = [k for k in self._instances if k[0] == run_id]
+        for key in keys:
+            self._forget(key)
+        return len(keys)
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        self._instances.pop(key, None)
+        self._peak_rss.pop(key, None)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def ping(self, started: float | None = None) -> float:
+        return time.time() - (started or time.time())
+
+
+def gpu_fraction(gpu_memory_mb: int, gpu_total_mb: int) -> float:
+    """``num_gpus`` for the GPU worker of a component: its share of one GPU's memory.
+
+    Ray's ``num_gpus`` isolates nothing; it only keeps Ray from packing more workers on a GPU
+    than the fractions allow. The scheduler's own accounting (``plan_batches``) keeps memory in
+    bounds.
+    """
+    if gpu_total_mb <= 0 or gpu_memory_mb <= 0:
+        raise ValueError(
+            f"GPU memory must be > 0 (component {gpu_memory_mb} MB, GPU {gpu_total_mb} MB)"
+        )
+    return round(max(0.01, min(1.0, gpu_memory_mb / gpu_total_mb)), 4)
+
+
+def worker_options(*, cpus: float, num_gpus: float = 0.0, name: str | None = None) -> dict[str, Any]:
+    """Ray actor options of a component worker: restarted when its process dies."""
+    options: dict[str, Any] = {
+        "num_cpus": cpus,
+        "max_restarts": -1,
+        "max_task_retries": 0,  # the scheduler retries, with backoff and its own accounting
+    }
+    if num_gpus > 0:
+        options["num_gpus"] = num_gpus
+    if name is not None:
+        options["name"] = name
+    return options
+
+
+def reduce_args(partials: Sequence[Any]) -> tuple[Any, ...]:
+    """Partials as top-level arguments, so Ray resolves each ObjectRef before the call."""
+    return tuple(partials)
+
+
+__all__ = [
+    "ComponentSpec",
+    "ComponentWorker",
+    "ReduceOutcome",
+    "WorkerReport",
+    "gpu_fraction",
+    "worker_options",
+]

@@ -1,0 +1,303 @@
+"""Runs: the queue (status ``queued``, FIFO by ``created_at``) and the history of analyses.
+
+Status moves along ``queued → running → ok | error | cancelled``; a ``running`` run may go back
+to ``queued`` (scheduler recovery) and a ``queued`` one may be cancelled or fail before it
+starts. Anything else raises :class:`InvalidStatusTransition`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import asyncpg
+
+from trendflow.db.repositories._base import columns, domain_errors, row_to
+from trendflow.errors import InvalidStatusTransition, RunNotFound
+
+RunStatus = Literal["queued", "running", "ok", "error", "cancelled"]
+RUN_STATUSES: tuple[str, ...] = ("queued", "running", "ok", "error", "cancelled")
+TERMINAL_STATUSES: frozenset[str] = frozenset({"ok", "error", "cancelled"})
+_TRANSITIONS: dict[str, frozenset[str]] = {
+    "queued": frozenset({"running", "cancelled", "error"}),
+    "running": frozenset({"ok", "error", "cancelled", "queued"}),
+    "ok": frozenset(),
+    "error": frozenset(),
+    "cancelled": frozenset(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    run_id: uuid.UUID
+    platform_id: str
+    video_id: str
+    user_id: uuid.UUID | None
+    profile_id: str
+    config_hash: str
+    sampling_policy_version: str
+    dataprocessor_version: str
+    model_signature: str
+    model_mapping: dict[str, Any]
+    profile_config: dict[str, Any]
+    source: dict[str, Any]
+    status: str
+    stage: str | None
+    error: dict[str, Any] | None
+    warnings: list[Any]
+    reused_from_run_id: uuid.UUID | None
+    idempotency_key: str | None
+    callback_url: str | None
+    worker_id: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+
+_RUN = columns(Run)
+
+
+async def create_run(
+    conn: asyncpg.Connection,
+    *,
+    run_id: uuid.UUID,
+    platform_id: str,
+    video_id: str,
+    user_id: uuid.UUID | None,
+    profile_id: str,
+    config_hash: str,
+    sampling_policy_version: str,
+    dataprocessor_version: str,
+    model_signature: str,
+    model_mapping: Mapping[str, Any] | None = None,
+    profile_config: Mapping[str, Any] | None = None,
+    source: Mapping[str, Any] | None = None,
+    status: RunStatus = "queued",
+    stage: str | None = None,
+    error: Mapping[str, Any] | None = None,
+    warnings: list[Any] | None = None,
+    reused_from_run_id: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+    callback_url: str | None = None,
+    created_at: datetime | None = None,
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+) -> tuple[Run, bool]:
+    """Insert a run; returns ``(run, created)``.
+
+    With an ``idempotency_key`` already used by this user, nothing is inserted and the earlier
+    run comes back with ``created=False``. The video row must exist (:func:`upsert_video`).
+    """
+    with domain_errors(f"create run {run_id}"):
+        row = await conn.fetchrow(
+            f"""
+            INSERT INTO runs (run_id, platform_id, video_id, user_id, profile_id, config_hash,
+                              sampling_policy_version, dataprocessor_version, model_signature,
+                              model_mapping, profile_config, source, status, stage, error,
+                              warnings, reused_from_run_id, idempotency_key, callback_url,
+                              created_at, started_at, finished_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                    $18, $19, COALESCE($20, now()), $21, $22)
+            ON CONFLICT (user_id, idempotency_key) DO NOTHING
+            RETURNING {_RUN}
+            """,
+            run_id,
+            platform_id,
+            video_id,
+            user_id,
+            profile_id,
+            config_hash,
+            sampling_policy_version,
+            dataprocessor_version,
+            model_signature,
+            dict(model_mapping or {}),
+            dict(profile_config or {}),
+            dict(source or {}),
+            status,
+            stage,
+            None if error is None else dict(error),
+            list(warnings or []),
+            reused_from_run_id,
+            idempotency_key,
+            callback_url,
+            created_at,
+            started_at,
+            finished_at,
+        )
+    if row is not None:
+        return row_to(Run, row), True
+    existing = await conn.fetchrow(
+        f"SELECT {_RUN} FROM runs WHERE user_id = $1 AND idempotency_key = $2",
+        user_id,
+        idempotency_key,
+    )
+    if existing is None:  # the conflicting run was deleted between the two statements
+        raise RunNotFound(
+            "the run of this idempotency key disappeared; retry", idempotency_key=idempotency_key
+        )
+    return row_to(Run, existing), False
+
+
+async def get_run(
+    conn: asyncpg.Connection, *, run_id: uuid.UUID, user_id: uuid.UUID | None = None
+) -> Run:
+    """The run; with ``user_id``, only if it is that user's (others' runs are 'not found')."""
+    row = await conn.fetchrow(f"SELECT {_RUN} FROM runs WHERE run_id = $1", run_id)
+    if row is None or (user_id is not None and row["user_id"] != user_id):
+        raise RunNotFound(f"run {run_id} does not exist", run_id=str(run_id))
+    return row_to(Run, row)
+
+
+async def list_runs(
+    conn: asyncpg.Connection,
+    *,
+    user_id: uuid.UUID,
+    limit: int = 50,
+    created_before: datetime | None = None,
+) -> list[Run]:
+    """The user's runs, newest first (page with ``created_before`` = last row's created_at)."""
+    rows = await conn.fetch(
+        f"SELECT {_RUN} FROM runs WHERE user_id = $1 "
+        f"AND ($2::timestamptz IS NULL OR created_at < $2) "
+        f"ORDER BY created_at DESC, run_id LIMIT $3",
+        user_id,
+        created_before,
+        limit,
+    )
+    return [row_to(Run, r) for r in rows]
+
+
+async def claim_next_runs(
+    conn: asyncpg.Connection, *, limit: int, worker_id: str
+) -> list[Run]:
+    """Take up to ``limit`` of the oldest queued runs for ``worker_id`` and mark them running.
+
+    ``FOR UPDATE SKIP LOCKED`` lets several schedulers claim at once without ever taking the
+    same run twice; the claimed runs come back oldest first.
+    """
+    rows = await conn.fetch(
+        f"""
+        WITH next AS (
+            SELECT run_id FROM runs
+            WHERE status = 'queued'
+            ORDER BY created_at, run_id
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE runs r SET status = 'running', worker_id = $2, attempts = r.attempts + 1,
+                          started_at = COALESCE(r.started_at, now()), updated_at = now()
+        FROM next WHERE r.run_id = next.run_id
+        RETURNING {", ".join("r." + c for c in _RUN.split(", "))}
+        """,
+        limit,
+        worker_id,
+    )
+    runs = [row_to(Run, r) for r in rows]
+    runs.sort(key=lambda run: (run.created_at, run.run_id))
+    return runs
+
+
+async def set_run_status(
+    conn: asyncpg.Connection,
+    *,
+    run_id: uuid.UUID,
+    status: RunStatus,
+    stage: str | None = None,
+    error: Mapping[str, Any] | None = None,
+) -> Run:
+    """Move a run to ``status`` (validated against the allowed transitions).
+
+    Terminal statuses set ``finished_at``; going back to ``queued`` clears the worker.
+    """
+    async with conn.transaction():
+        current = await conn.fetchval(
+            "SELECT status FROM runs WHERE run_id = $1 FOR UPDATE", run_id
+        )
+        if current is None:
+            raise RunNotFound(f"run {run_id} does not exist", run_id=str(run_id))
+        if status not in _TRANSITIONS[current]:
+            raise InvalidStatusTransition(
+                f"run {run_id} cannot go from {current} to {status}",
+                run_id=str(run_id),
+                current=current,
+                requested=status,
+            )
+        with domain_errors(f"set status of run {run_id}"):
+            row = await conn.fetchrow(
+                f"""
+                UPDATE runs SET status = $2, stage = COALESCE($3, stage),
+                    error = COALESCE($4, error),
+                    finished_at = CASE WHEN $2 IN ('ok', 'error', 'cancelled') THEN now()
+                                       ELSE finished_at END,
+                    worker_id = CASE WHEN $2 = 'queued' THEN NULL ELSE worker_id END,
+                    updated_at = now()
+                WHERE run_id = $1 RETURNING {_RUN}
+                """,
+                run_id,
+                status,
+                stage,
+                None if error is None else dict(error),
+            )
+    return row_to(Run, row)
+
+
+async def set_run_stage(conn: asyncpg.Connection, *, run_id: uuid.UUID, stage: str) -> None:
+    status = await conn.execute(
+        "UPDATE runs SET stage = $2, updated_at = now() WHERE run_id = $1", run_id, stage
+    )
+    if status.endswith(" 0"):
+        raise RunNotFound(f"run {run_id} does not exist", run_id=str(run_id))
+
+
+async def add_run_warning(conn: asyncpg.Connection, *, run_id: uuid.UUID, warning: Any) -> None:
+    status = await conn.execute(
+        "UPDATE runs SET warnings = warnings || jsonb_build_array($2::jsonb), updated_at = now() "
+        "WHERE run_id = $1",
+        run_id,
+        warning,
+    )
+    if status.endswith(" 0"):
+        raise RunNotFound(f"run {run_id} does not exist", run_id=str(run_id))
+
+
+async def requeue_interrupted(conn: asyncpg.Connection, *, worker_id: str | None = None) -> int:
+    """Put ``running`` runs (of one worker, or all) back in the queue; returns how many."""
+    status = await conn.execute(
+        "UPDATE runs SET status = 'queued', worker_id = NULL, updated_at = now() "
+        "WHERE status = 'running' AND ($1::text IS NULL OR worker_id = $1)",
+        worker_id,
+    )
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def queue_length(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM runs WHERE status = 'queued'"))
+
+
+async def find_cached_run(
+    conn: asyncpg.Connection,
+    *,
+    video_id: str,
+    config_hash: str,
+    model_signature: str,
+    finished_after: datetime,
+) -> Run | None:
+    """The newest successful original run for the cache key finished after ``finished_after``."""
+    row = await conn.fetchrow(
+        f"""
+        SELECT {_RUN} FROM runs
+        WHERE video_id = $1 AND config_hash = $2 AND model_signature = $3
+          AND status = 'ok' AND finished_at > $4 AND reused_from_run_id IS NULL
+        ORDER BY finished_at DESC LIMIT 1
+        """,
+        video_id,
+        config_hash,
+        model_signature,
+        finished_after,
+    )
+    return None if row is None else row_to(Run, row)

@@ -1,0 +1,1 @@
+"""Test and demo media: synthetic clips with known ground truth (see :mod:`.synth`)."""

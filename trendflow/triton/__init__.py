@@ -1,0 +1,1 @@
+"""Model serving: the local Triton server, the client, model build and mapping."""

@@ -1,0 +1,74 @@
+"""text_embedder: all-MiniLM-L6-v2 on ONNX Runtime; tokenization, mean pooling and L2 norm here."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+from tokenizers import Tokenizer
+
+
+def make_session(path: Path, args: dict, config: dict) -> ort.InferenceSession:
+    """ORT session on the instance's device: CUDA for KIND_GPU instances, CPU otherwise."""
+    params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(params.get("intra_op_threads", "1"))
+    opts.inter_op_num_threads = 1
+    if args["model_instance_kind"] == "GPU":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise RuntimeError("GPU instance requested but onnxruntime has no CUDA provider")
+        providers = [("CUDAExecutionProvider", {"device_id": int(args["model_instance_device_id"])})]
+    else:
+        providers = ["CPUExecutionProvider"]
+    return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        self.config = json.loads(args["model_config"])
+        weights = Path(args["model_repository"]) / args["model_version"] / "weights"
+        params = {k: v["string_value"] for k, v in self.config.get("parameters", {}).items()}
+        self.session = make_session(weights / "model.onnx", args, self.config)
+        self.tokenizer = Tokenizer.from_file(str(weights / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=int(params.get("max_tokens", "256")))
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.input_names = {i.name for i in self.session.get_inputs()}
+
+    def execute(self, requests: list) -> list:
+        texts: list[str] = []
+        counts: list[int] = []
+        errors: dict[int, str] = {}
+        for i, request in enumerate(requests):
+            raw = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)
+            try:
+                batch = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in raw]
+            except UnicodeDecodeError as exc:
+                errors[i] = f"TEXT is not valid UTF-8: {exc}"
+                batch = []
+            texts.extend(batch)
+            counts.append(len(batch))
+        embeddings = self._embed(texts) if texts else np.zeros((0, 384), np.float32)
+        responses = []
+        start = 0
+        for i, n in enumerate(counts):
+            if i in errors:
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(errors[i])))
+                continue
+            out = pb_utils.Tensor("EMBEDDING", embeddings[start : start + n])
+            responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
+            start += n
+        return responses
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.input_names:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self.session.run(["last_hidden_state"], feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norm = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norm, 1e-12, None)).astype(np.float32)
