@@ -14,6 +14,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.postgres",
     "tests.fixtures.ray_cluster",
     "tests.fixtures.media",
+    "tests.fixtures.triton",
 ]
 
 

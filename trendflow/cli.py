@@ -17,6 +17,8 @@ from trendflow.errors import TrendflowError
 # Modules with a ``register(subparsers: argparse._SubParsersAction) -> None`` function.
 COMMAND_MODULES: tuple[str, ...] = (
     "trendflow.contracts.cli",
+    "trendflow.db.cli",
+    "trendflow.media.cli",
 )
 
 

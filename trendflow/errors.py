@@ -8,6 +8,7 @@ boundaries, so every class pickles with its message and details intact.
 
     TrendflowError (500 internal_error)
     ├── ConfigError (500 config_error)                  settings / profile that cannot work
+    │   └── RunUnschedulable (500 run_unschedulable)    needs more than the idle cluster has
     ├── InputError (400 invalid_input)                  the request itself is wrong
     │   ├── InvalidVideoUrl (400 invalid_video_url)
     │   ├── InvalidIdentifier (400 invalid_identifier)
@@ -31,9 +32,13 @@ boundaries, so every class pickles with its message and details intact.
     ├── ContractViolation (500 contract_violation)      an artifact breaks its schema
     ├── ComponentError (500 component_failed)           a component failed on valid input
     │   ├── MissingFrameIndices (500 missing_frame_indices)
-    │   └── DependencyMissing (500 dependency_missing)
+    │   ├── DependencyMissing (500 dependency_missing)
+    │   ├── ModelNotFound (404 model_not_found)         model:version not served / not mapped
+    │   ├── ModelServerAuthFailed (401 model_server_auth_failed)
+    │   └── InferenceRejected (500 inference_rejected)  the model refused this input
     ├── StorageError (503 storage_error)
     ├── DatabaseError (503 database_error)
+    ├── TimeoutExceeded (504 timeout_exceeded)          a run/component/segment time budget ran out
     └── TransientError (503 transient_error)            safe to retry with backoff
         ├── ServiceUnavailable (503 service_unavailable)
         └── OutOfMemory (503 out_of_memory)
@@ -77,6 +82,10 @@ def _rebuild(cls: type[TrendflowError], message: str, details: dict[str, Any]) -
 
 class ConfigError(TrendflowError):
     code = "config_error"
+
+
+class RunUnschedulable(ConfigError):
+    code = "run_unschedulable"
 
 
 class InputError(TrendflowError):
@@ -182,6 +191,20 @@ class DependencyMissing(ComponentError):
     code = "dependency_missing"
 
 
+class ModelNotFound(ComponentError):
+    code = "model_not_found"
+    status = 404
+
+
+class ModelServerAuthFailed(ComponentError):
+    code = "model_server_auth_failed"
+    status = 401
+
+
+class InferenceRejected(ComponentError):
+    code = "inference_rejected"
+
+
 class StorageError(TrendflowError):
     code = "storage_error"
     status = 503
@@ -190,6 +213,11 @@ class StorageError(TrendflowError):
 class DatabaseError(TrendflowError):
     code = "database_error"
     status = 503
+
+
+class TimeoutExceeded(TrendflowError):
+    code = "timeout_exceeded"
+    status = 504
 
 
 class TransientError(TrendflowError):

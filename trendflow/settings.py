@@ -81,6 +81,21 @@ class TritonSettings(BaseModel):
     tls_client_key: Path | None = None
     timeout_s: float = Field(default=60.0, gt=0)
     retries: int = Field(default=2, ge=0)
+    backoff_s: float = Field(default=0.5, ge=0)  # doubles after every retry
+    startup_timeout_s: float = Field(default=180.0, gt=0)  # `triton up`: model loading included
+    # Custom config name (``<model>/configs/<name>.pbtxt``); "gpu" puts every instance on the GPU.
+    model_config_name: str | None = None
+    # Resolved component → "model:version" (the profile's mapping overrides it per run).
+    models: dict[str, str] = Field(
+        default_factory=lambda: {
+            "text_embeddings": "text_embedder:1",
+            "faces": "face_detector:1",
+            "face_emotion": "face_emotion:1",
+            "ocr_text": "ocr:1",
+            "speech_activity": "vad:1",
+            "transcript": "asr:1",
+        }
+    )
 
 
 class RetentionSettings(BaseModel):
@@ -110,6 +125,11 @@ class RuntimeSettings(BaseModel):
     admission_window_s: float = Field(default=5.0, ge=0)
     poll_interval_s: float = Field(default=1.0, gt=0)
     max_concurrent_runs: int = Field(default=8, ge=1)
+    # What plan_batches may hand out: CPU cores and RAM of runs in flight. None = the Ray
+    # cluster's CPU and memory resources. Runs pipeline through the worker pools, so operators
+    # may plan more cores than the cluster has.
+    planning_cpus: float | None = Field(default=None, gt=0)
+    planning_memory_mb: int | None = Field(default=None, gt=0)
     segmenter_actors: int = Field(default=1, ge=1)
     segmenter_cpus: float = Field(default=1.0, ge=0)
     cpu_workers: int = Field(default=2, ge=1)

@@ -237,9 +237,7 @@ def test_run_identity_fills_versions_and_is_frozen() -> None:
         platform_id="youtube", video_id="dQw4w9WgXcQ", config_hash="ab" * 32
     )
     assert identity.dataprocessor_version == dataprocessor_version()
-    assert dataprocessor_version() == __import__("importlib.metadata").metadata.version(
-        "trendflow"
-    )
+    assert dataprocessor_version() == __import__("importlib.metadata").metadata.version("trendflow")
     assert identity.sampling_policy_version
     with pytest.raises(ValidationError):
         identity.video_id = "aaaaaaaaaaa"  # type: ignore[misc]

@@ -14,9 +14,20 @@ from trendflow.db.pool import connect
 from trendflow.errors import DatabaseError
 
 EXPECTED_TABLES = {
-    "users", "api_tokens", "videos", "runs", "run_components", "artifacts", "render_cache",
-    "billing_ledger", "analysis_profiles", "profile_components", "profile_model_mapping",
-    "component_resource_requirements", "component_pricing", "schema_migrations",
+    "users",
+    "api_tokens",
+    "videos",
+    "runs",
+    "run_components",
+    "artifacts",
+    "render_cache",
+    "billing_ledger",
+    "analysis_profiles",
+    "profile_components",
+    "profile_model_mapping",
+    "component_resource_requirements",
+    "component_pricing",
+    "schema_migrations",
 }
 
 
@@ -69,8 +80,12 @@ asyncio.run(main(sys.argv[1]))
 async def test_concurrent_migrate_from_two_processes(empty_db_url: str) -> None:
     procs = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-c", _MIGRATE_SCRIPT, empty_db_url,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-c",
+            _MIGRATE_SCRIPT,
+            empty_db_url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         for _ in range(2)
     ]

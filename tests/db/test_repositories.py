@@ -49,7 +49,9 @@ async def test_unknown_statuses_are_refused(conn: asyncpg.Connection) -> None:
     with pytest.raises(InputError):
         async with conn.transaction():
             await comp_repo.upsert_run_component(
-                conn, run_id=run.run_id, component_name="motion",
+                conn,
+                run_id=run.run_id,
+                component_name="motion",
                 status="finished",  # type: ignore[arg-type]
             )
     with pytest.raises(InputError):  # empty without a reason
@@ -65,9 +67,16 @@ async def test_idempotency_key_returns_the_first_run(conn: asyncpg.Connection) -
     first = await make_run(conn, user_id=user.user_id, idempotency_key="k1")
     await videos_repo.upsert_video(conn, platform_id="youtube", video_id="dQw4w9WgXcQ")
     again, created = await runs_repo.create_run(
-        conn, run_id=uuid.uuid4(), platform_id="youtube", video_id="dQw4w9WgXcQ",
-        user_id=user.user_id, profile_id="fast", config_hash=fake_hash("x"),
-        sampling_policy_version="v", dataprocessor_version="0.1.0", model_signature="m",
+        conn,
+        run_id=uuid.uuid4(),
+        platform_id="youtube",
+        video_id="dQw4w9WgXcQ",
+        user_id=user.user_id,
+        profile_id="fast",
+        config_hash=fake_hash("x"),
+        sampling_policy_version="v",
+        dataprocessor_version="0.1.0",
+        model_signature="m",
         idempotency_key="k1",
     )
     assert not created and again.run_id == first.run_id
@@ -115,19 +124,29 @@ async def test_cache_lookup_and_video_deletion(conn: asyncpg.Connection) -> None
         conn, run_id=run.run_id, component_name="motion", status="ok", schema_version=1
     )
     await comp_repo.add_artifact(
-        conn, key=f"youtube/{run.video_id}/{run.run_id}/motion/motion.npz",
-        run_id=run.run_id, component_name="motion", size_bytes=10, sha256=fake_hash("a"),
+        conn,
+        key=f"youtube/{run.video_id}/{run.run_id}/motion/motion.npz",
+        run_id=run.run_id,
+        component_name="motion",
+        size_bytes=10,
+        sha256=fake_hash("a"),
     )
     await runs_repo.set_run_status(conn, run_id=run.run_id, status="ok")
     since = datetime.now(UTC) - timedelta(days=3)
     hit = await runs_repo.find_cached_run(
-        conn, video_id=run.video_id, config_hash=run.config_hash,
-        model_signature=run.model_signature, finished_after=since,
+        conn,
+        video_id=run.video_id,
+        config_hash=run.config_hash,
+        model_signature=run.model_signature,
+        finished_after=since,
     )
     assert hit is not None and hit.run_id == run.run_id
     miss = await runs_repo.find_cached_run(
-        conn, video_id=run.video_id, config_hash=run.config_hash,
-        model_signature="other", finished_after=since,
+        conn,
+        video_id=run.video_id,
+        config_hash=run.config_hash,
+        model_signature="other",
+        finished_after=since,
     )
     assert miss is None
     assert await videos_repo.delete_video(conn, platform_id="youtube", video_id=run.video_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -35,9 +36,28 @@ def s3_store(target: S3Target, **overrides: object) -> S3Store:
     return S3Store(**options)  # type: ignore[arg-type]
 
 
+MakeS3Store = Callable[..., S3Store]
+
+
+@pytest.fixture
+async def make_s3_store() -> AsyncIterator[MakeS3Store]:
+    """Builds S3Stores like :func:`s3_store` and closes their clients after the test."""
+    made: list[S3Store] = []
+
+    def make(target: S3Target, **overrides: object) -> S3Store:
+        made.append(s3_store(target, **overrides))
+        return made[-1]
+
+    yield make
+    for store in made:
+        await store.close()
+
+
 @pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> ResultStore:
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, make_s3_store: MakeS3Store
+) -> ResultStore:
     """A LocalStore in a temp dir, or an S3Store on a fresh moto bucket."""
     if request.param == "local":
         return LocalStore(tmp_path / "store")
-    return s3_store(request.getfixturevalue("s3_bucket"))
+    return make_s3_store(request.getfixturevalue("s3_bucket"))

@@ -1,1 +1,4 @@
-"""Ray runtime: scheduler, Segmenter and component actors. Only this package (and the API) imports Ray."""
+"""Ray runtime: scheduler, Segmenter and component actors.
+
+Only this package (and the API) imports Ray.
+"""

@@ -50,8 +50,7 @@ class SegmenterActor:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._segmenter = Segmenter(settings.segmenter)
-        self._prepared: dict[str, PreparedVideo] = {}
+        self._prepared: dict[str, tuple[Segmenter, PreparedVideo]] = {}
         self._work_root = settings.data_dir / "work"
 
     def _source(self, data: Mapping[str, Any], workdir: Path) -> VideoSource:
@@ -71,24 +70,34 @@ class SegmenterActor:
                                     filename=filename)
         raise AssertionError(data)
 
-    def prepare(self, run_id: str, source: Mapping[str, Any]) -> PreparedSummary:
-        """Fetch, probe, validate and repair; raises the Segmenter's media errors."""
+    def prepare(
+        self, run_id: str, source: Mapping[str, Any], fps: float, height: int
+    ) -> PreparedSummary:
+        """Fetch, probe, validate and repair on the profile's timeline (``fps``, ``height``).
+
+        Raises the Segmenter's media errors.
+        """
         self.release(run_id)
         workdir = self._work_root / run_id
+        segmenter = Segmenter(
+            self._settings.segmenter.model_copy(
+                update={"analysis_fps": fps, "analysis_height": height}
+            )
+        )
         try:
-            prepared = self._segmenter.prepare(self._source(source, workdir), workdir)
+            prepared = segmenter.prepare(self._source(source, workdir), workdir)
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
-        self._prepared[run_id] = prepared
+        self._prepared[run_id] = (segmenter, prepared)
         return PreparedSummary(
             info=prepared.info,
             meta=prepared.meta,
             timeline=prepared.timeline,
-            chunk_frames=self._segmenter.chunk_frames(prepared.timeline),
+            chunk_frames=segmenter.chunk_frames(prepared.timeline),
         )
 
-    def _get(self, run_id: str) -> PreparedVideo:
+    def _get(self, run_id: str) -> tuple[Segmenter, PreparedVideo]:
         try:
             return self._prepared[run_id]
         except KeyError:
@@ -100,17 +109,19 @@ class SegmenterActor:
 
     def audio(self, run_id: str) -> AudioTrack:
         """The run's audio track (its return value goes to the object store)."""
-        return self._segmenter.extract_audio(self._get(run_id))
+        segmenter, prepared = self._get(run_id)
+        return segmenter.extract_audio(prepared)
 
     def chunks(self, run_id: str, union_indices: np.ndarray) -> Iterator[FrameChunk]:
         """Stream the union frames in chunks (call with ``num_returns="streaming"``)."""
-        yield from self._segmenter.iter_chunks(self._get(run_id), union_indices)
+        segmenter, prepared = self._get(run_id)
+        yield from segmenter.iter_chunks(prepared, union_indices)
 
     def release(self, run_id: str) -> None:
         """Forget the run and remove its work directory."""
-        prepared = self._prepared.pop(run_id, None)
-        if prepared is not None:
-            self._segmenter.release(prepared)
+        found = self._prepared.pop(run_id, None)
+        if found is not None:
+            found[0].release(found[1])
         shutil.rmtree(self._work_root / run_id, ignore_errors=True)
 
 

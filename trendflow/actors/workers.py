@@ -25,10 +25,14 @@ from trendflow.pipeline.components.base import (
     Component,
     ComponentContext,
     ComponentResult,
+    Input,
     select_chunk,
 )
 from trendflow.pipeline.components.registry import get_component
-from trendflow.pipeline.types import FrameChunk
+from trendflow.pipeline.execution import maps_chunk
+from trendflow.pipeline.types import AudioTrack, FrameChunk
+
+SKIPPED = "__no_frames__"  # map's answer for a chunk holding none of the component's frames
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +73,15 @@ class ComponentWorker:
         self._peak_rss: dict[tuple[str, str], float] = {}
         self._process = psutil.Process()
 
-    def _instance(self, spec: ComponentSpec, ctx: ComponentContext) -> Component:
+    def _instance(
+        self, spec: ComponentSpec, ctx: ComponentContext, audio: AudioTrack | None
+    ) -> Component:
         found = self._instances.get(spec.key)
         if found is None:
-            found = get_component(spec.component)(**spec.params)
+            cls = get_component(spec.component)
+            found = cls(**spec.params)
+            if Input.AUDIO in cls.INPUTS:
+                ctx.audio = audio
             found.setup(ctx)
             self._instances[spec.key] = found
         return found
@@ -81,19 +90,29 @@ class ComponentWorker:
         rss_mb = self._process.memory_info().rss / 2**20
         self._peak_rss[key] = max(self._peak_rss.get(key, 0.0), rss_mb)
 
-    def map(self, spec: ComponentSpec, ctx: ComponentContext, chunk: FrameChunk) -> Any:
-        """Map one union chunk: the component sees only the frames of its own sampling."""
-        component = self._instance(spec, ctx)
-        assert ctx.frame_indices is not None  # setup() refused a frame component without them
+    def map(
+        self,
+        spec: ComponentSpec,
+        ctx: ComponentContext,
+        audio: AudioTrack | None,
+        chunk: FrameChunk,
+    ) -> Any:
+        """Map one union chunk: the component sees only the frames of its own sampling.
+
+        A chunk holding none of the component's frames is not mapped: :data:`SKIPPED`.
+        """
+        if ctx.frame_indices is None or not maps_chunk(ctx, chunk):
+            return SKIPPED
+        component = self._instance(spec, ctx, audio)
         partial = component.map(select_chunk(chunk, ctx.frame_indices))
         self._note_rss(spec.key)
         return partial
 
     def reduce(
-        self, spec: ComponentSpec, ctx: ComponentContext, *partials: Any
+        self, spec: ComponentSpec, ctx: ComponentContext, audio: AudioTrack | None, *partials: Any
     ) -> ReduceOutcome:
         """Reduce the partials (given in chunk order) and forget the instance."""
-        component = self._instance(spec, ctx)
+        component = self._instance(spec, ctx, audio)
         try:
             result = component.reduce(list(partials))
             self._note_rss(spec.key)
@@ -138,7 +157,9 @@ def gpu_fraction(gpu_memory_mb: int, gpu_total_mb: int) -> float:
     return round(max(0.01, min(1.0, gpu_memory_mb / gpu_total_mb)), 4)
 
 
-def worker_options(*, cpus: float, num_gpus: float = 0.0, name: str | None = None) -> dict[str, Any]:
+def worker_options(
+    *, cpus: float, num_gpus: float = 0.0, name: str | None = None
+) -> dict[str, Any]:
     """Ray actor options of a component worker: restarted when its process dies."""
     options: dict[str, Any] = {
         "num_cpus": cpus,
@@ -158,6 +179,7 @@ def reduce_args(partials: Sequence[Any]) -> tuple[Any, ...]:
 
 
 __all__ = [
+    "SKIPPED",
     "ComponentSpec",
     "ComponentWorker",
     "ReduceOutcome",

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trendflow.errors import ConfigError, InvalidIdentifier, InvalidVideoUrl
+from trendflow.pipeline.sampling import SAMPLING_POLICY_VERSION
 
 PlatformId = Literal["youtube", "upload"]
 PLATFORMS: tuple[str, ...] = ("youtube", "upload")
@@ -304,8 +305,6 @@ class RunIdentity(BaseModel):
         run_id: str | None = None,
     ) -> RunIdentity:
         """A new identity with this release's sampling policy and package version."""
-        from trendflow.pipeline.sampling import SAMPLING_POLICY_VERSION
-
         return cls(
             platform_id=platform_id,
             video_id=video_id,

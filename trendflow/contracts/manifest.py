@@ -276,19 +276,22 @@ class Manifest(_Model):
         user_id: str | None = None,
         created_at: datetime | None = None,
     ) -> Manifest:
-        """The manifest of a freshly queued run."""
+        """The manifest of a freshly queued run; invalid input → :class:`ContractViolation`."""
         mapping = dict(model_mapping or {})
-        return cls(
-            run=RunSection(
-                **identity.fields(),
-                profile_id=profile_id,
-                user_id=user_id,
-                model_mapping=mapping,
-                model_signature=model_signature(mapping),
-                created_at=created_at or utc_now(),
-            ),
-            components=dict(components),
-        )
+        try:
+            return cls(
+                run=RunSection(
+                    **identity.fields(),
+                    profile_id=profile_id,
+                    user_id=user_id,
+                    model_mapping=mapping,
+                    model_signature=model_signature(mapping),
+                    created_at=created_at or utc_now(),
+                ),
+                components=dict(components),
+            )
+        except ValidationError as exc:
+            raise _violation(exc, "manifest") from None
 
     @property
     def identity(self) -> RunIdentity:

@@ -83,6 +83,13 @@ def _violation(where: str, problems: list[str]) -> ContractViolation:
     return ContractViolation("; ".join(problems), problems=problems, where=where)
 
 
+def _meta_errors(exc: ValidationError, where: str) -> list[str]:
+    return [
+        f"{where}: meta.{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+        for e in exc.errors()
+    ]
+
+
 def _frame_problems(arrays: Mapping[str, np.ndarray], where: str) -> list[str]:
     """Timeline keys must be usable as such: increasing, non-negative, finite."""
     problems = []
@@ -138,7 +145,7 @@ def encode_npz(
             created_at=created_at,
         )
     except ValidationError as exc:
-        raise _violation(where, [f"{where}: meta: {e['msg']}" for e in exc.errors()]) from None
+        raise _violation(where, _meta_errors(exc, where)) from None
 
     problems: list[str] = []
     for key, arr in arrays.items():
@@ -160,7 +167,8 @@ def encode_npz(
         raise _violation(where, problems)
 
     members = {META_KEY: np.array(canonical_json(meta.model_dump(mode="json")).decode("utf-8"))}
-    members.update({key: np.ascontiguousarray(arrays[key]) for key in sorted(arrays)})
+    # asarray, not ascontiguousarray: the latter turns 0-d arrays into 1-d ones.
+    members.update({key: np.asarray(arrays[key], order="C") for key in sorted(arrays)})
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
         for key, arr in members.items():
@@ -230,11 +238,7 @@ def decode_npz(data: bytes, *, where: str = "npz") -> NpzArtifact:
     except json.JSONDecodeError as exc:
         raise _violation(where, [f"{where}: meta is not JSON ({exc})"]) from None
     except ValidationError as exc:
-        problems = [
-            f"{where}: meta.{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
-            for e in exc.errors()
-        ]
-        raise _violation(where, problems) from None
+        raise _violation(where, _meta_errors(exc, where)) from None
     return NpzArtifact(meta=meta, arrays=arrays)
 
 

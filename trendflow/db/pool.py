@@ -10,6 +10,7 @@ applied first. Close the :class:`Database` when done; that also releases the emb
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -41,7 +42,7 @@ async def connect(url: str) -> asyncpg.Connection:
     """One connection (CLI commands, migrations), set up like the pool's."""
     try:
         conn = await asyncpg.connect(url)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise DatabaseError(
             f"cannot connect to PostgreSQL at {redact_url(url)}: {exc}", url=redact_url(url)
         ) from exc
@@ -55,10 +56,9 @@ async def ensure_database(admin_url: str, name: str) -> None:
     try:
         if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             return
-        try:
+        # another process may create it between our check and our CREATE
+        with contextlib.suppress(asyncpg.DuplicateDatabaseError):
             await conn.execute(f'CREATE DATABASE "{name}"')
-        except asyncpg.DuplicateDatabaseError:
-            pass  # another process created it between our check and our CREATE
     finally:
         await conn.close()
 
@@ -126,7 +126,7 @@ async def open_database(settings: Settings | None = None, *, migrate: bool = Fal
                 command_timeout=settings.database.command_timeout_s,
                 init=init_connection,
             )
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             raise DatabaseError(
                 f"cannot open a connection pool to {redact_url(url)}: {exc}",
                 url=redact_url(url),

@@ -126,7 +126,9 @@ def write_video(
     return path
 
 
-def _encode_audio(out: av.container.OutputContainer, stream, samples: np.ndarray, rate: int) -> None:
+def _encode_audio(
+    out: av.container.OutputContainer, stream: av.AudioStream, samples: np.ndarray, rate: int
+) -> None:
     block = rate  # one second per frame keeps memory flat for long clips
     data = np.clip(samples, -1.0, 1.0).astype(np.float32)
     for start in range(0, len(data), block):
@@ -463,10 +465,11 @@ def rotated(
 
 
 def vfr(path: Path, duration_s: float = 6.0, size: tuple[int, int] = (96, 64)) -> Clip:
-    """Variable frame rate: intervals alternate 1/30 s and 1/5 s; frame ``i`` is grey ``20+i``.
+    """Variable frame rate: intervals alternate 1/30 s and 1/5 s; frame ``i`` is grey
+    ``20 + 23·i mod 220``.
 
-    ``frame_times_s`` lists each source frame's time, so the expected timeline frame at ``t`` is
-    the last source frame at or before ``t`` (within a millisecond).
+    ``frame_times_s`` lists each source frame's time: a 12 fps timeline frame ``k`` shows the last
+    source frame that starts before ``(k + 1/2) / 12`` s (FFmpeg's fps filter rounds to nearest).
     """
     times: list[float] = []
     t, i = 0.0, 0
@@ -475,7 +478,7 @@ def vfr(path: Path, duration_s: float = 6.0, size: tuple[int, int] = (96, 64)) -
         t += 1 / 30 if i % 2 == 0 else 0.2
         i += 1
     width, height = size
-    levels = [20 + (k * 7) % 220 for k in range(len(times))]
+    levels = [20 + (k * 23) % 220 for k in range(len(times))]
     frames = (np.full((height, width, 3), lv, np.uint8) for lv in levels)
     write_video(path, frames, fps=30.0, audio=_bed(duration_s, "tone"), frame_times_s=times)
     return Clip(

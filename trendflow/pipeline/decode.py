@@ -184,7 +184,9 @@ def iter_timeline_chunks(
             raise AssertionError(f"pixel graph returned {len(out)} frames for one")
         rgb = out[0].to_ndarray()
         if rgb.shape != (plan.height, plan.width, 3):
-            raise AssertionError(f"timeline frame {rgb.shape} != planned {plan.height}x{plan.width}")
+            raise AssertionError(
+                f"timeline frame {rgb.shape} != planned {plan.height}x{plan.width}"
+            )
         return rgb
 
     buf = new_buffer()

@@ -45,6 +45,14 @@ class ResultStore(Protocol):
         """Delete every key under ``prefix``; returns how many were removed."""
         ...
 
+    async def check(self) -> None:
+        """Raise :class:`trendflow.errors.StorageError` unless the store is usable (health)."""
+        ...
+
+    async def close(self) -> None:
+        """Release the running event loop's connections (the store stays usable)."""
+        ...
+
     def describe(self) -> str:
         """Human-readable location, e.g. ``/data/store`` or ``s3://bucket``."""
         ...

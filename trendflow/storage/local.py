@@ -291,3 +291,6 @@ class LocalStore:
                 ) from exc
 
         await asyncio.to_thread(probe)
+
+    async def close(self) -> None:
+        """Nothing to release (the protocol's counterpart of :meth:`S3Store.close`)."""

@@ -17,6 +17,7 @@ A started server writes ``<work_dir>/tritonserver.log`` and ``<work_dir>/tritons
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -71,15 +72,15 @@ class ServerInfo:
 
 
 def _wheel_root() -> Path:
-    try:
-        import pytriton
-    except ImportError as exc:
+    # Located, not imported: pytriton's own imports need packages we deliberately do not install.
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
         raise DependencyMissing(
             "nvidia-pytriton is not installed; it ships the local tritonserver binary "
             "(install with `pip install --no-deps nvidia-pytriton==0.7.0`, see the Makefile)",
             dependency="nvidia-pytriton",
-        ) from exc
-    return Path(pytriton.__file__).parent / "tritonserver"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "tritonserver"
 
 
 def server_binary() -> Path:

@@ -84,3 +84,31 @@ def run_on_audio(
     ctx = make_context(type(component), n_frames=round(duration_s * 12), audio=audio)
     component.setup(ctx)
     return component.reduce([])
+
+
+async def analyse(
+    clip_path, components: list[Component], tmp_path, *, meta: VideoMeta | None = None
+):
+    """Run ``components`` on a real clip through the local runner; the manifest and every
+    component's decoded artifact (``NpzArtifact``) by name."""
+    from trendflow.contracts.identity import RunIdentity, upload_video_id
+    from trendflow.contracts.npz import decode_npz
+    from trendflow.pipeline.runner import run_local
+    from trendflow.pipeline.segmenter import UploadSource
+    from trendflow.storage.keys import artifact_key
+    from trendflow.storage.local import LocalStore
+
+    identity = RunIdentity.create(
+        platform_id="upload", video_id=upload_video_id(clip_path), config_hash="0" * 64
+    )
+    store = LocalStore(tmp_path / "store")
+    manifest = await run_local(
+        identity, components, UploadSource(clip_path, meta or VideoMeta(title="clip")),
+        store, tmp_path / "work",
+    )
+    artifacts = {}
+    for name, rec in manifest.components.items():
+        if rec.status in ("ok", "empty"):
+            key = artifact_key(identity.platform_id, identity.video_id, identity.run_id, name)
+            artifacts[name] = decode_npz(await store.get_bytes(key), where=key)
+    return manifest, artifacts, store

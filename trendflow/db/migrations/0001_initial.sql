@@ -168,7 +168,7 @@ CREATE TABLE run_components (
     finished_at      TIMESTAMPTZ,
     duration_ms      BIGINT CHECK (duration_ms >= 0),
     device_used      TEXT,
-    error            TEXT,
+    error            JSONB,  -- {"code", "message"} when status = 'error'
     empty_reason     TEXT CHECK (empty_reason IN (
         'audio_missing_or_extract_failed', 'no_faces_in_video', 'no_text_available',
         'ocr_disabled_by_policy', 'comments_missing_or_disabled', 'video_too_short',

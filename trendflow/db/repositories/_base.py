@@ -36,9 +36,7 @@ def domain_errors(what: str) -> Iterator[None]:
             constraint=exc.constraint_name,
         ) from exc
     except asyncpg.NotNullViolationError as exc:
-        raise InputError(
-            f"{what}: {exc.column_name} is required", column=exc.column_name
-        ) from exc
+        raise InputError(f"{what}: {exc.column_name} is required", column=exc.column_name) from exc
     except asyncpg.UniqueViolationError as exc:
         raise Conflict(
             f"{what}: already exists ({exc.constraint_name})", constraint=exc.constraint_name

@@ -30,7 +30,7 @@ class RunComponent:
     finished_at: datetime | None
     duration_ms: int | None
     device_used: str | None
-    error: str | None
+    error: dict[str, Any] | None
     empty_reason: str | None
     notes: list[Any]
     peak_ram_mb: float | None
@@ -77,7 +77,7 @@ async def upsert_run_component(
     finished_at: datetime | None = None,
     duration_ms: int | None = None,
     device_used: str | None = None,
-    error: str | None = None,
+    error: dict[str, Any] | None = None,
     empty_reason: str | None = None,
     notes: list[Any] | None = None,
     peak_ram_mb: float | None = None,

@@ -104,9 +104,7 @@ async def _load(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> lis
                 models=tuple(models.get((c["profile_id"], c["component_name"]), ())),
             )
         )
-    return [
-        Profile(**dict(r), components=tuple(by_profile.get(r["profile_id"], ()))) for r in rows
-    ]
+    return [Profile(**dict(r), components=tuple(by_profile.get(r["profile_id"], ()))) for r in rows]
 
 
 async def get_profile(
@@ -198,9 +196,7 @@ async def save_profile(conn: asyncpg.Connection, *, profile: Profile) -> Profile
     return await get_profile(conn, profile_id=profile.profile_id)
 
 
-async def archive_profile(
-    conn: asyncpg.Connection, *, profile_id: str, user_id: uuid.UUID
-) -> None:
+async def archive_profile(conn: asyncpg.Connection, *, profile_id: str, user_id: uuid.UUID) -> None:
     """Hide one of the user's own profiles (runs keep referring to it)."""
     status = await conn.execute(
         "UPDATE analysis_profiles SET archived_at = now(), updated_at = now() "

@@ -172,9 +172,7 @@ async def list_runs(
     return [row_to(Run, r) for r in rows]
 
 
-async def claim_next_runs(
-    conn: asyncpg.Connection, *, limit: int, worker_id: str
-) -> list[Run]:
+async def claim_next_runs(conn: asyncpg.Connection, *, limit: int, worker_id: str) -> list[Run]:
     """Take up to ``limit`` of the oldest queued runs for ``worker_id`` and mark them running.
 
     ``FOR UPDATE SKIP LOCKED`` lets several schedulers claim at once without ever taking the

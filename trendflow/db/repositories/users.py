@@ -84,7 +84,9 @@ async def create_user(
     return row_to(User, row)
 
 
-async def get_user(conn: asyncpg.Connection, *, user_id: uuid.UUID, for_update: bool = False) -> User:
+async def get_user(
+    conn: asyncpg.Connection, *, user_id: uuid.UUID, for_update: bool = False
+) -> User:
     """The user, or :class:`UserNotFound`. ``for_update`` locks the row (billing)."""
     lock = " FOR UPDATE" if for_update else ""
     row = await conn.fetchrow(f"SELECT {_USER} FROM users WHERE user_id = $1{lock}", user_id)
@@ -94,9 +96,7 @@ async def get_user(conn: asyncpg.Connection, *, user_id: uuid.UUID, for_update: 
 
 
 async def get_user_by_email(conn: asyncpg.Connection, *, email: str) -> User:
-    row = await conn.fetchrow(
-        f"SELECT {_USER} FROM users WHERE email = $1", email.strip().lower()
-    )
+    row = await conn.fetchrow(f"SELECT {_USER} FROM users WHERE email = $1", email.strip().lower())
     if row is None:
         raise UserNotFound("no user with this email", email_sha256=hash_token(email.lower()))
     return row_to(User, row)
@@ -169,7 +169,9 @@ async def get_user_by_token(conn: asyncpg.Connection, *, token: str) -> User | N
     return None if row is None else row_to(User, row)
 
 
-async def revoke_token(conn: asyncpg.Connection, *, token_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+async def revoke_token(
+    conn: asyncpg.Connection, *, token_id: uuid.UUID, user_id: uuid.UUID
+) -> bool:
     """Revoke one of the user's tokens; False if there was no such live token."""
     status = await conn.execute(
         "UPDATE api_tokens SET revoked_at = now() "

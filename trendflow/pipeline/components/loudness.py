@@ -1,10 +1,11 @@
 """``loudness``: integrated loudness, loudness range, true peak and the short-term curve.
 
 ITU-R BS.1770-4 / EBU R 128 on the mono 48 kHz track, K-weighted with pyloudnorm's filters
-(one filtering pass feeds every measure):
+(one filtering pass, in 10 s pieces with the filter state carried over, feeds every measure;
+memory does not grow with the track's length beyond the track itself):
 
-- ``integrated_lufs``: 400 ms blocks, 75 % overlap, absolute gate −70 LUFS, relative gate −10 LU
-  (the same numbers as ``pyloudnorm.Meter.integrated_loudness``);
+- ``integrated_lufs``: 400 ms blocks every 100 ms (75 % overlap), absolute gate −70 LUFS,
+  relative gate −10 LU (the same numbers as ``pyloudnorm.Meter.integrated_loudness``);
 - ``short_term_lufs``: 3 s windows every 0.1 s (10 Hz), timestamped at the window end;
 - ``loudness_range_lu``: EBU Tech 3342 — short-term values gated at −70 LUFS and −20 LU below
   their energy mean, 95th minus 10th percentile; 0 when nothing passes the gates;
@@ -33,26 +34,61 @@ FLOOR_LUFS = -120.0
 SHORT_TERM_S = 3.0
 SHORT_TERM_HOP_S = 0.1
 _BLOCK_S = 0.4
-_BLOCK_HOP_S = 0.1
 
 
-def k_weighted(samples: np.ndarray, rate: int = RATE) -> np.ndarray:
-    """The K-weighted signal (BS.1770 pre-filter + RLB high-pass), float64."""
+_SEGMENT_S = 0.1  # every window (400 ms blocks, 3 s short-term) is a whole number of these
+_BLOCK_SAMPLES = 10 * RATE  # audio is processed in 10 s pieces: memory does not grow with length
+_PEAK_PAD = 1024  # context each side of a piece, so oversampling sees no piece edges
+
+
+def _k_stages(rate: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
     import pyloudnorm
 
     meter = pyloudnorm.Meter(rate)
+    return [(f.b, f.a, f.passband_gain) for f in meter._filters.values()]  # BS.1770 order
+
+
+def k_weighted(samples: np.ndarray, rate: int = RATE) -> np.ndarray:
+    """The K-weighted signal (BS.1770 pre-filter + RLB high-pass), float64, in one piece."""
+    from scipy.signal import lfilter
+
     out = samples.astype(np.float64)
-    for stage in meter._filters.values():  # the BS.1770 stages, in order
-        out = stage.apply_filter(out)
+    for b, a, gain in _k_stages(rate):
+        out = gain * lfilter(b, a, out)
     return out
 
 
-def _window_power(sq_cumsum: np.ndarray, size: int, hop: int) -> np.ndarray:
-    n = len(sq_cumsum) - 1
-    if n < size:
+def segment_energies(samples: np.ndarray, rate: int = RATE) -> np.ndarray:
+    """Sum of squares of the K-weighted signal per 100 ms segment (a partial tail is dropped).
+
+    Filtered piece by piece with the filters' state carried over, so the result equals
+    filtering the whole track at once while memory stays bounded by the piece size.
+    """
+    from scipy.signal import lfilter, lfilter_zi
+
+    seg = round(_SEGMENT_S * rate)
+    n_seg = len(samples) // seg
+    stages = _k_stages(rate)
+    states = [lfilter_zi(b, a) * 0.0 for b, a, _ in stages]
+    energies = np.empty(n_seg, dtype=np.float64)
+    piece = (_BLOCK_SAMPLES // seg) * seg
+    for start in range(0, n_seg * seg, piece):
+        x = samples[start : min(start + piece, n_seg * seg)].astype(np.float64)
+        for i, (b, a, gain) in enumerate(stages):
+            y, states[i] = lfilter(b, a, x, zi=states[i])
+            x = gain * y
+        energies[start // seg : start // seg + len(x) // seg] = (
+            (x * x).reshape(-1, seg).sum(axis=1)
+        )
+    return energies
+
+
+def window_power(energies: np.ndarray, size: int, seg: int) -> np.ndarray:
+    """Mean square of windows of ``size`` segments, hopping one segment."""
+    if len(energies) < size:
         return np.zeros(0)
-    starts = np.arange(0, n - size + 1, hop)
-    return (sq_cumsum[starts + size] - sq_cumsum[starts]) / size
+    csum = np.concatenate([[0.0], np.cumsum(energies)])
+    return (csum[size:] - csum[:-size]) / (size * seg)
 
 
 def _lufs(power: np.ndarray) -> np.ndarray:
@@ -84,10 +120,21 @@ def loudness_range(short_term: np.ndarray) -> float:
 
 
 def true_peak_dbtp(samples: np.ndarray) -> float:
-    """Peak of the 4× oversampled signal in dBTP (``FLOOR_LUFS`` for an all-zero track)."""
+    """Peak of the 4× oversampled signal (polyphase FIR) in dBTP; ``FLOOR_LUFS`` for silence.
+
+    Oversampled piece by piece, each with :data:`_PEAK_PAD` samples of real context on both
+    sides whose outputs are discarded (far longer than the interpolation filter).
+    """
     from scipy.signal import resample_poly
 
-    peak = float(np.max(np.abs(resample_poly(samples.astype(np.float64), 4, 1))))
+    peak = 0.0
+    for start in range(0, len(samples), _BLOCK_SAMPLES):
+        lo = max(0, start - _PEAK_PAD)
+        hi = min(len(samples), start + _BLOCK_SAMPLES + _PEAK_PAD)
+        up = resample_poly(samples[lo:hi].astype(np.float64), 4, 1)
+        keep = up[4 * (start - lo) : 4 * (min(start + _BLOCK_SAMPLES, len(samples)) - lo)]
+        if len(keep):
+            peak = max(peak, float(np.max(np.abs(keep))))
     return 20.0 * np.log10(peak) if peak > 0 else FLOOR_LUFS
 
 
@@ -143,13 +190,14 @@ class Loudness(Component):
                 f"{_BLOCK_S} s loudness block",
                 component=self.NAME,
             )
-        weighted = k_weighted(samples)
-        csum = np.concatenate([[0.0], np.cumsum(weighted * weighted)])
-        integrated = integrated_from_blocks(_window_power(csum, block, round(_BLOCK_HOP_S * RATE)))
-        st_size, st_hop = round(SHORT_TERM_S * RATE), round(SHORT_TERM_HOP_S * RATE)
-        st_power = _window_power(csum, min(st_size, len(samples)), st_hop)
+        seg = round(_SEGMENT_S * RATE)
+        energies = segment_energies(samples)
+        blocks = window_power(energies, round(_BLOCK_S / _SEGMENT_S), seg)
+        integrated = integrated_from_blocks(blocks)
+        st_size = min(round(SHORT_TERM_S / _SEGMENT_S), len(energies))
+        st_power = window_power(energies, st_size, seg)
         short_term = np.maximum(_lufs(st_power), FLOOR_LUFS)
-        ends = (np.arange(len(st_power)) * st_hop + min(st_size, len(samples))) / RATE
+        ends = (np.arange(len(st_power)) + st_size) * _SEGMENT_S
         sample_peak = float(np.max(np.abs(samples)))
         return ComponentResult(
             {

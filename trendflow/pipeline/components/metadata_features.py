@@ -9,8 +9,8 @@ source does not say (most uploads), ``publish_weekday`` and ``publish_hour`` hol
 from __future__ import annotations
 
 import re
-from datetime import UTC
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any, ClassVar
 
 import numpy as np

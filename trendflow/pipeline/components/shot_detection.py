@@ -2,9 +2,12 @@
 
 Algorithm (content-based, adaptive — the approach of PySceneDetect's ``AdaptiveDetector``):
 
-1. Each frame is shrunk to :data:`WORK_WIDTH` px wide (area filter) and converted to HSV.
-   ``content_score[i]`` is the mean absolute per-pixel difference of H, S and V between frame
-   ``i`` and frame ``i-1`` averaged over the three channels (0–255 scale; OpenCV's 8-bit HSV).
+1. Each frame is shrunk to :data:`WORK_WIDTH` px wide (area filter) and converted to HSV
+   (OpenCV 8-bit: H 0–179, S and V 0–255). ``content_score[i]`` is the mean of three per-pixel
+   mean absolute differences between frame ``i`` and frame ``i-1``: V; S; and H (circular, scaled
+   to 0–255). Hue and saturation are noise in near-black pixels, so they count only where both
+   frames have V ≥ :data:`DARK_V` (elsewhere they add 0) — otherwise the last frames of a fade to
+   black would look like a cut.
    The chunk's ``context_frame`` supplies frame ``i-1`` for the first frame of a chunk, so chunks
    are mapped independently; frame 0 of the timeline has no predecessor and scores 0.
 2. A frame is a cut when its score is at least ``min_content`` AND at least ``adaptive_ratio``
@@ -37,6 +40,7 @@ from trendflow.pipeline.components.base import (
 from trendflow.pipeline.sampling import Sampling
 
 WORK_WIDTH = 160
+DARK_V = 32
 
 
 def _hsv_small(frame: np.ndarray) -> np.ndarray:
@@ -47,7 +51,12 @@ def _hsv_small(frame: np.ndarray) -> np.ndarray:
 
 
 def _content(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).mean())
+    lit = (a[..., 2] >= DARK_V) & (b[..., 2] >= DARK_V)
+    dh = np.abs(a[..., 0] - b[..., 0])
+    dh = np.minimum(dh, 180 - dh) * (255.0 / 90.0)  # circular hue, max distance 90 → 255
+    ds = np.abs(a[..., 1] - b[..., 1])
+    dv = np.abs(a[..., 2] - b[..., 2])
+    return float((dv.mean() + (ds * lit).mean() + (dh * lit).mean()) / 3.0)
 
 
 class ShotDetection(Component):

@@ -13,6 +13,20 @@ import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 
+def out_tensor(name: str, array: np.ndarray) -> "pb_utils.Tensor":
+    """Output via DLPack: this stub's numpy path mis-sizes arrays under numpy 2 (see docs)."""
+    return pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(array))
+
+
+def json_rows(items: list) -> np.ndarray:
+    """One JSON document per batch row as UTF-8 bytes, space-padded: uint8 [n, L]."""
+    encoded = [json.dumps(item, ensure_ascii=False).encode("utf-8") for item in items]
+    width = max([len(e) for e in encoded] + [1])
+    out = np.full((len(encoded), width), ord(" "), np.uint8)
+    for i, e in enumerate(encoded):
+        out[i, : len(e)] = np.frombuffer(e, np.uint8)
+    return out
+
 def make_session(path: Path, args: dict, config: dict) -> ort.InferenceSession:
     """ORT session on the instance's device: CUDA for KIND_GPU instances, CPU otherwise."""
     params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
@@ -22,13 +36,14 @@ def make_session(path: Path, args: dict, config: dict) -> ort.InferenceSession:
     if args["model_instance_kind"] == "GPU":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise RuntimeError("GPU instance requested but onnxruntime has no CUDA provider")
-        providers = [("CUDAExecutionProvider", {"device_id": int(args["model_instance_device_id"])})]
+        device = int(args["model_instance_device_id"])
+        providers = [("CUDAExecutionProvider", {"device_id": device})]
     else:
         providers = ["CPUExecutionProvider"]
     return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union"):
     """Greedy NMS (MTCNN's convention: +1 pixel areas; "min" divides by the smaller area)."""
     if boxes.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
@@ -122,7 +137,8 @@ class TritonPythonModel:
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(msg)))
                 continue
             per_image = self.detect(images)
-            most = max([len(b) for b, _, _ in per_image] + [0])
+            # At least one row: zero-size outputs confuse some client decoders; COUNT is the truth.
+            most = max([len(b) for b, _, _ in per_image] + [1])
             n = len(per_image)
             boxes = np.zeros((n, most, 4), np.float32)
             scores = np.zeros((n, most), np.float32)
@@ -134,10 +150,10 @@ class TritonPythonModel:
                 marks[i, : len(b)] = lm
                 count[i, 0] = len(b)
             outs = [
-                pb_utils.Tensor("BOXES", boxes),
-                pb_utils.Tensor("SCORES", scores),
-                pb_utils.Tensor("LANDMARKS", marks),
-                pb_utils.Tensor("COUNT", count),
+                out_tensor("BOXES", boxes),
+                out_tensor("SCORES", scores),
+                out_tensor("LANDMARKS", marks),
+                out_tensor("COUNT", count),
             ]
             responses.append(pb_utils.InferenceResponse(output_tensors=outs))
         return responses

@@ -9,6 +9,20 @@ import triton_python_backend_utils as pb_utils
 from tokenizers import Tokenizer
 
 
+def out_tensor(name: str, array: np.ndarray) -> "pb_utils.Tensor":
+    """Output via DLPack: this stub's numpy path mis-sizes arrays under numpy 2 (see docs)."""
+    return pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(array))
+
+
+def json_rows(items: list) -> np.ndarray:
+    """One JSON document per batch row as UTF-8 bytes, space-padded: uint8 [n, L]."""
+    encoded = [json.dumps(item, ensure_ascii=False).encode("utf-8") for item in items]
+    width = max([len(e) for e in encoded] + [1])
+    out = np.full((len(encoded), width), ord(" "), np.uint8)
+    for i, e in enumerate(encoded):
+        out[i, : len(e)] = np.frombuffer(e, np.uint8)
+    return out
+
 def make_session(path: Path, args: dict, config: dict) -> ort.InferenceSession:
     """ORT session on the instance's device: CUDA for KIND_GPU instances, CPU otherwise."""
     params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
@@ -40,9 +54,9 @@ class TritonPythonModel:
         counts: list[int] = []
         errors: dict[int, str] = {}
         for i, request in enumerate(requests):
-            raw = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)
+            raw = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy()
             try:
-                batch = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in raw]
+                batch = [row.tobytes().rstrip(b"\0").decode("utf-8") for row in raw]
             except UnicodeDecodeError as exc:
                 errors[i] = f"TEXT is not valid UTF-8: {exc}"
                 batch = []
@@ -55,7 +69,7 @@ class TritonPythonModel:
             if i in errors:
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(errors[i])))
                 continue
-            out = pb_utils.Tensor("EMBEDDING", embeddings[start : start + n])
+            out = out_tensor("EMBEDDING", embeddings[start : start + n])
             responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
             start += n
         return responses

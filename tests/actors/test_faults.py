@@ -1,0 +1,138 @@
+"""Faults: lost workers, a lost scheduler, logic errors, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from typing import Any
+
+import numpy as np
+import ray
+
+from tests.actors.conftest import COMPONENTS, Runtime, save_test_profile
+from trendflow.contracts.manifest import load_manifest
+from trendflow.contracts.npz import decode_npz
+from trendflow.settings import Settings
+from trendflow.storage.factory import open_store
+from trendflow.storage.keys import artifact_key, manifest_key
+
+
+def _with(settings: Settings, **runtime: Any) -> Settings:
+    return settings.model_copy(update={"runtime": settings.runtime.model_copy(update=runtime)})
+
+
+def _actor(name: str, settings: Settings) -> Any:
+    for namespace in (settings.runtime.namespace, None):
+        try:
+            return ray.get_actor(name, namespace=namespace)
+        except ValueError:
+            continue
+    raise AssertionError(f"no actor {name}")
+
+
+async def _outputs(runtime: Runtime, run_id: str) -> dict[str, dict[str, np.ndarray]]:
+    [run] = (await runtime.runs([run_id])).values()
+    store = open_store(runtime.settings)
+    out = {}
+    for name in COMPONENTS:
+        key = artifact_key(run.platform_id, run.video_id, run_id, name)
+        out[name] = decode_npz(await store.get_bytes(key), where=key).arrays
+    return out
+
+
+async def _analysing(runtime: Runtime, ids: list[str]) -> None:
+    await runtime.wait(ids, timeout_s=60, until=lambda r: (r.stage or "").startswith("analysing")
+                       or r.status != "queued" and r.status != "running")
+
+
+async def test_killing_a_component_worker_mid_run_changes_nothing_in_the_outputs(
+    runtime: Runtime, start_scheduler, long_clip
+) -> None:
+    settings = _with(runtime.settings, chunks_in_flight=1)
+    sched = start_scheduler(settings)
+    upload = await runtime.upload_clip(long_clip)
+    [reference] = await runtime.queue(1, upload=upload)
+    assert (await runtime.wait([reference]))[reference].status == "ok"
+
+    [run_id] = await runtime.queue(1, upload=upload)
+    await _analysing(runtime, [run_id])
+    names = ray.get(sched.describe.remote())["actors"]["cpu"]
+    workers = [_actor(n, settings) for n in names]
+    pids = ray.get([w.pid.remote() for w in workers])
+    os.kill(pids[0], signal.SIGKILL)  # a crash, not a polite stop
+    row = (await runtime.wait([run_id]))[run_id]
+    assert row.status == "ok", row.error
+    assert ray.get(workers[0].pid.remote()) != pids[0]  # Ray restarted the worker
+    got, want = await _outputs(runtime, run_id), await _outputs(runtime, reference)
+    for name in COMPONENTS:
+        for key, arr in want[name].items():
+            np.testing.assert_array_equal(got[name][key], arr, err_msg=f"{name}.{key}")
+
+
+async def test_a_killed_scheduler_comes_back_and_finishes_every_run_once(
+    runtime: Runtime, start_scheduler, long_clip
+) -> None:
+    settings = _with(runtime.settings, chunks_in_flight=1, max_concurrent_runs=2)
+    sched = start_scheduler(settings)
+    upload = await runtime.upload_clip(long_clip)
+    ids = await runtime.queue(4, upload=upload)
+    await _analysing(runtime, ids[:1])
+    before = ray.get(sched.describe.remote())["incarnation"]
+    killed_at = time.time()
+    ray.kill(sched, no_restart=False)
+    rows = await runtime.wait(ids, timeout_s=240)
+    assert {r.status for r in rows.values()} == {"ok"}
+    assert ray.get(sched.describe.remote())["incarnation"] != before
+    assert max(r.attempts for r in rows.values()) == 2  # interrupted runs were claimed again
+    store = open_store(runtime.settings)
+    for run_id, row in rows.items():
+        manifest = await load_manifest(
+            store, manifest_key(row.platform_id, row.video_id, run_id)
+        )
+        assert manifest.run.status == "ok"
+        assert all(r.status == "ok" and len(r.artifacts) == 1
+                   for r in manifest.components.values())
+        # A component finished before the kill kept its result: it was not computed twice.
+        assert all(r.finished_at.timestamp() < killed_at or r.started_at.timestamp() > killed_at
+                   for r in manifest.components.values())
+
+
+async def test_a_logic_error_fails_the_run_at_once_without_retries(
+    runtime: Runtime, start_scheduler
+) -> None:
+    async with runtime.pool.acquire() as conn:
+        await save_test_profile(conn, "ray-bad", {"color_stats": {"no_such_param": 1}})
+    # A retry would wait 60 s first: the run must fail long before that.
+    start_scheduler(_with(runtime.settings, retry_backoff_s=60.0))
+    [run_id] = await runtime.queue(1, profile_id="ray-bad")
+    row = (await runtime.wait([run_id], timeout_s=40))[run_id]
+    assert row.status == "error"
+    assert row.error["code"] == "component_failed"
+    manifest = await load_manifest(
+        open_store(runtime.settings), manifest_key(row.platform_id, row.video_id, run_id)
+    )
+    assert manifest.run.error.code == "component_failed"
+    assert manifest.components["color_stats"].error.code == "component_failed"
+
+
+async def test_cancelling_a_running_run_stops_it_and_keeps_the_manifest(
+    runtime: Runtime, start_scheduler, long_clip
+) -> None:
+    sched = start_scheduler(_with(runtime.settings, chunks_in_flight=1))
+    upload = await runtime.upload_clip(long_clip)
+    [run_id, queued] = await runtime.queue(2, upload=upload)
+    await _analysing(runtime, [run_id])
+    assert ray.get(sched.cancel.remote(run_id)) == "cancelled"
+    assert ray.get(sched.cancel.remote(queued)) == "cancelled"
+    rows = await runtime.wait([run_id, queued])
+    assert [rows[run_id].status, rows[queued].status] == ["cancelled", "cancelled"]
+    manifest = await load_manifest(
+        open_store(runtime.settings),
+        manifest_key(rows[run_id].platform_id, rows[run_id].video_id, run_id),
+    )
+    assert manifest.run.status == "cancelled"
+    assert all(r.status in ("ok", "empty", "pending") for r in manifest.components.values())
+    await asyncio.sleep(0.5)
+    assert ray.get(sched.describe.remote())["active_runs"] == []

@@ -1,0 +1,65 @@
+"""The owner's failure rules: what is retried, how long to wait, when to give up."""
+
+from __future__ import annotations
+
+import pytest
+
+from trendflow.actors.policy import Verdict, backoff_s, decide, resolve_timeouts
+from trendflow.errors import (
+    ComponentError,
+    DependencyMissing,
+    InputError,
+    InvalidProfile,
+    OutOfMemory,
+    ServiceUnavailable,
+)
+from trendflow.settings import RuntimeSettings
+
+RT = RuntimeSettings(retry_attempts=3, retry_backoff_s=1.0, retry_backoff_max_s=5.0)
+
+
+@pytest.mark.parametrize(
+    "error", [ComponentError("bug"), InputError("bad"), DependencyMissing("no model"),
+              ValueError("plain bug")]
+)
+def test_logic_errors_and_bad_input_fail_at_once(error: Exception) -> None:
+    assert decide(error, attempt=0, halvings=0, settings=RT) is Verdict.FAIL
+
+
+def test_transient_errors_retry_until_the_budget_is_spent() -> None:
+    err = ServiceUnavailable("triton 503")
+    verdicts = [decide(err, attempt=a, halvings=0, settings=RT) for a in range(5)]
+    assert verdicts == [Verdict.RETRY] * 3 + [Verdict.FAIL] * 2
+
+
+def test_a_lost_worker_is_retried_like_a_transient_error() -> None:
+    assert decide(RuntimeError("actor died"), attempt=0, halvings=0, settings=RT,
+                  worker_lost=True) is Verdict.RETRY
+
+
+def test_out_of_memory_halves_the_batch_twice_then_fails() -> None:
+    oom = OutOfMemory("cuda oom")
+    assert [decide(oom, attempt=0, halvings=h, settings=RT) for h in range(3)] == [
+        Verdict.HALVE_BATCH, Verdict.HALVE_BATCH, Verdict.FAIL
+    ]
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    assert [backoff_s(a, RT) for a in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+
+
+def test_run_timeout_is_two_hours_or_six_times_the_video() -> None:
+    rt = RuntimeSettings()
+    assert resolve_timeouts(rt, 60.0).run_s == 7200.0
+    assert resolve_timeouts(rt, 1800.0).run_s == 6 * 1800.0
+    assert resolve_timeouts(rt, None).component_s == 1800.0
+    assert resolve_timeouts(rt, None).segment_s == 900.0
+
+
+def test_a_profile_overrides_timeouts_and_unknown_ones_are_refused() -> None:
+    t = resolve_timeouts(RuntimeSettings(), 10.0, {"component_timeout_s": 60})
+    assert t.component_s == 60.0
+    with pytest.raises(InvalidProfile):
+        resolve_timeouts(RuntimeSettings(), 10.0, {"component_timout_s": 60})
+    with pytest.raises(InvalidProfile):
+        resolve_timeouts(RuntimeSettings(), 10.0, {"segment_timeout_s": -1})

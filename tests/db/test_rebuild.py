@@ -1,0 +1,286 @@
+"""Rebuild: the index restored from manifests alone matches what the services wrote."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+import pytest
+
+from trendflow.cli import main
+from trendflow.contracts.identity import RunIdentity
+from trendflow.contracts.manifest import (
+    ArtifactRecord,
+    ComponentRecord,
+    ErrorInfo,
+    Manifest,
+    VideoSection,
+    save_manifest,
+)
+from trendflow.contracts.profile import ModelRef
+from trendflow.db.pool import Database
+from trendflow.db.rebuild import rebuild_index
+from trendflow.db.repositories import components as comp_repo
+from trendflow.db.repositories import runs as runs_repo
+from trendflow.db.repositories import users as users_repo
+from trendflow.db.repositories import videos as videos_repo
+from trendflow.storage.keys import artifact_key, manifest_key
+from trendflow.storage.local import LocalStore
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+# What a manifest carries; the other columns (a run's idempotency key, a video's title, …) are
+# not in the files and are not restored.
+SNAPSHOT = {
+    "videos": "platform_id, video_id, duration_s, fps, width, height, has_audio, source, "
+    "preprocessing",
+    "runs": "run_id, platform_id, video_id, user_id, profile_id, config_hash, "
+    "sampling_policy_version, dataprocessor_version, model_signature, model_mapping, status, "
+    "error, warnings, created_at, started_at, finished_at",
+    "run_components": "run_id, component_name, status, required, schema_version, "
+    "producer_version, model, started_at, finished_at, duration_ms, device_used, error, "
+    "empty_reason, notes, peak_ram_mb, gpu_memory_mb",
+    "artifacts": "key, run_id, component_name, size_bytes, sha256",
+}
+
+
+async def _snapshot(conn: asyncpg.Connection) -> dict[str, list[asyncpg.Record]]:
+    return {
+        table: await conn.fetch(f"SELECT {cols} FROM {table} ORDER BY 1, 2")
+        for table, cols in SNAPSHOT.items()
+    }
+
+
+def _npz(values: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, values=values)
+    return buf.getvalue()
+
+
+async def _write_run(
+    conn: asyncpg.Connection,
+    store: LocalStore,
+    *,
+    video_id: str,
+    user_id: uuid.UUID | None,
+    status: str,
+    offset_min: int,
+) -> None:
+    """Do what the pipeline does: NPZ + manifest into the store, the same facts into the index."""
+    run_id = str(uuid.uuid4())
+    identity = RunIdentity(
+        platform_id="youtube",
+        video_id=video_id,
+        run_id=run_id,
+        config_hash=hashlib.sha256(b"fast").hexdigest(),
+        sampling_policy_version="tl12-h320-v1",
+        dataprocessor_version="0.1.0",
+    )
+    created = T0 + timedelta(minutes=offset_min)
+    started, finished = created + timedelta(seconds=5), created + timedelta(seconds=65)
+    mapping = {"faces": ModelRef(name="face_detector", version="1")}
+    comps: dict[str, ComponentRecord] = {}
+    for i, name in enumerate(("motion", "color_stats")):
+        info = await store.put_bytes(
+            artifact_key("youtube", video_id, run_id, name), _npz(np.arange(10 + i))
+        )
+        comps[name] = ComponentRecord(
+            status="ok",
+            schema_version=1,
+            producer_version="1.0",
+            started_at=started,
+            finished_at=finished,
+            duration_ms=60_000,
+            device_used="cpu",
+            peak_ram_mb=120.5,
+            notes=[f"n{i}"],
+            artifacts=[ArtifactRecord.from_info(info)],
+        )
+    empty = await store.put_bytes(
+        artifact_key("youtube", video_id, run_id, "faces"), _npz(np.zeros(0))
+    )
+    comps["faces"] = ComponentRecord(
+        status="empty",
+        schema_version=2,
+        producer_version="1.1",
+        model="face_detector:1",
+        started_at=started,
+        finished_at=finished,
+        duration_ms=1000,
+        device_used="triton:gpu",
+        gpu_memory_mb=900.0,
+        empty_reason="no_faces_in_video",
+        artifacts=[ArtifactRecord.from_info(empty)],
+    )
+    if status == "error":
+        comps["loudness"] = ComponentRecord(
+            status="error",
+            schema_version=1,
+            producer_version="1.0",
+            started_at=started,
+            finished_at=finished,
+            error=ErrorInfo(code="component_failed", message="boom"),
+        )
+    manifest = Manifest.new(
+        identity,
+        components=comps,
+        model_mapping=mapping,
+        profile_id="fast",
+        user_id=None if user_id is None else str(user_id),
+        created_at=created,
+    )
+    manifest.video = VideoSection(
+        duration_s=61.5,
+        fps=30.0,
+        width=1280,
+        height=720,
+        has_audio=True,
+        video_codec="h264",
+        audio_codec="aac",
+        container="mp4",
+        source="youtube",
+    )
+    manifest.run.status = status  # type: ignore[assignment]
+    manifest.run.started_at, manifest.run.finished_at = started, finished
+    manifest.run.warnings = ["optional component ocr_text skipped"]
+    if status == "error":
+        manifest.run.error = ErrorInfo(code="component_failed", message="loudness failed")
+    await save_manifest(store, manifest)
+
+    # The index as the services keep it.
+    await videos_repo.upsert_video(
+        conn,
+        platform_id="youtube",
+        video_id=video_id,
+        title="secret title",
+        duration_s=61.5,
+        fps=30.0,
+        width=1280,
+        height=720,
+        has_audio=True,
+        source={"kind": "youtube"},
+        preprocessing=[],
+    )
+    await runs_repo.create_run(
+        conn,
+        run_id=uuid.UUID(run_id),
+        platform_id="youtube",
+        video_id=video_id,
+        user_id=user_id,
+        profile_id="fast",
+        config_hash=identity.config_hash,
+        sampling_policy_version=identity.sampling_policy_version,
+        dataprocessor_version=identity.dataprocessor_version,
+        model_signature=manifest.run.model_signature,
+        model_mapping={k: v.ref for k, v in mapping.items()},
+        status=status,  # type: ignore[arg-type]
+        error=None if manifest.run.error is None else manifest.run.error.model_dump(),
+        warnings=list(manifest.run.warnings),
+        idempotency_key=f"k-{run_id}",
+        created_at=created,
+        started_at=started,
+        finished_at=finished,
+    )
+    for name, rec in comps.items():
+        await comp_repo.upsert_run_component(
+            conn,
+            run_id=uuid.UUID(run_id),
+            component_name=name,
+            status=rec.status,
+            required=rec.required,
+            schema_version=rec.schema_version,
+            producer_version=rec.producer_version,
+            model=rec.model,
+            started_at=rec.started_at,
+            finished_at=rec.finished_at,
+            duration_ms=rec.duration_ms,
+            device_used=rec.device_used,
+            error=None if rec.error is None else rec.error.model_dump(),
+            empty_reason=rec.empty_reason,
+            notes=rec.notes,
+            peak_ram_mb=rec.peak_ram_mb,
+            gpu_memory_mb=rec.gpu_memory_mb,
+        )
+        for art in rec.artifacts:
+            await comp_repo.add_artifact(
+                conn,
+                key=art.key,
+                run_id=uuid.UUID(run_id),
+                component_name=name,
+                size_bytes=art.size,
+                sha256=art.sha256,
+            )
+
+
+async def _populate(conn: asyncpg.Connection, store: LocalStore) -> uuid.UUID:
+    user = await users_repo.create_user(conn, email="owner@example.com")
+    await _write_run(
+        conn, store, video_id="aaaaaaaaaaa", user_id=user.user_id, status="ok", offset_min=0
+    )
+    await _write_run(
+        conn, store, video_id="aaaaaaaaaaa", user_id=user.user_id, status="error", offset_min=1
+    )
+    await _write_run(conn, store, video_id="bbbbbbbbbbb", user_id=None, status="ok", offset_min=2)
+    return user.user_id
+
+
+async def test_rebuild_restores_the_index_row_for_row(db: Database, tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    async with db.acquire() as conn:
+        await _populate(conn, store)
+        before = await _snapshot(conn)
+        assert len(before["runs"]) == 3 and len(before["artifacts"]) == 9
+        await conn.execute("TRUNCATE videos, runs, run_components, artifacts CASCADE")
+        report = await rebuild_index(conn, store)
+        assert report.ok and (report.runs, report.components, report.artifacts) == (3, 10, 9)
+        assert report.runs_without_known_user == []
+        assert await _snapshot(conn) == before
+        again = await rebuild_index(conn, store)  # rebuilding a complete index changes nothing
+        assert again.ok and await _snapshot(conn) == before
+
+
+async def test_rebuild_reports_bad_manifests_and_unknown_users(
+    db: Database, tmp_path: Path
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    async with db.acquire() as conn:
+        user_id = await _populate(conn, store)
+        await conn.execute("TRUNCATE videos, runs, run_components, artifacts CASCADE")
+        await conn.execute("DELETE FROM users WHERE user_id = $1", user_id)
+        broken = manifest_key("youtube", "ccccccccccc", str(uuid.uuid4()))
+        await store.put_bytes(broken, b'{"run": {}}')
+        report = await rebuild_index(conn, store)
+        assert not report.ok and list(report.failures) == [broken]
+        assert report.failures[broken].startswith("contract_violation")
+        assert report.runs == 3 and len(report.runs_without_known_user) == 2
+        owners = await conn.fetch("SELECT DISTINCT user_id FROM runs")
+        assert [r["user_id"] for r in owners] == [None]
+
+
+def test_cli_rebuild_from_a_local_store(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from trendflow.db.pool import connect
+
+    store = LocalStore(tmp_path / "store")
+
+    async def populate_and_clear() -> None:
+        conn = await connect(db_url)
+        try:
+            await _populate(conn, store)
+            await conn.execute("TRUNCATE videos, runs, run_components, artifacts CASCADE")
+        finally:
+            await conn.close()
+
+    asyncio.run(populate_and_clear())
+    monkeypatch.setenv("TRENDFLOW_DATABASE_URL", db_url)
+    assert main(["index", "rebuild", "--store", "local", "--root", str(store.root)]) == 0
+    out = capsys.readouterr().out
+    assert '"runs": 3' in out and '"failures": {}' in out

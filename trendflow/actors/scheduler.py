@@ -1,0 +1,1052 @@
+"""The scheduler actor: takes queued runs from the ``runs`` table and drives them to the end.
+
+One named, detached actor per cluster (``runtime.scheduler_name`` in ``runtime.namespace``),
+restarted by Ray when its process dies (``max_restarts``). Its loop runs on its own event-loop
+thread, started in ``__init__``, so a restarted scheduler resumes by itself:
+
+1. **Recovery** — runs left ``running`` by an earlier incarnation go back to ``queued``
+   (``requeue_interrupted``); when claimed again, components already ``ok``/``empty`` in the
+   run's manifest are not recomputed.
+2. **Admission** — a queued run is planned once it has waited the admission window, so runs
+   that arrive together are planned together; the API never waits for it (it only inserts the
+   row). :func:`~trendflow.actors.planning.plan_batches` decides which of the oldest queued runs
+   start now, from ``component_resource_requirements`` and what runs in flight already use;
+   admitted runs are claimed with ``FOR UPDATE SKIP LOCKED`` (``claim_next_runs``).
+3. **Execution** — per run: the Segmenter actor prepares the video; each dependency layer of
+   components maps over the frame chunks streamed through the object store (at most
+   ``chunks_in_flight`` chunks per run), reduces, persists its NPZ and rewrites the manifest;
+   ``run_components`` and ``runs`` follow every stage.
+
+Failure rules are :mod:`trendflow.actors.policy`. Cancelling a run stops its work and keeps what
+finished. See ``docs/runtime.md`` for operating it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import ray
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, TaskCancelledError
+
+from trendflow.actors.planning import Capacity, PendingRun, TaskDemand, plan_batches
+from trendflow.actors.policy import Timeouts, Verdict, backoff_s, decide, resolve_timeouts
+from trendflow.actors.segmenter import PreparedSummary, SegmenterActor, segmenter_options
+from trendflow.actors.workers import (
+    SKIPPED,
+    ComponentSpec,
+    ComponentWorker,
+    ReduceOutcome,
+    gpu_fraction,
+    worker_options,
+)
+from trendflow.contracts.identity import RunIdentity
+from trendflow.contracts.manifest import (
+    ComponentRecord,
+    ErrorInfo,
+    Manifest,
+    VideoSection,
+    load_manifest,
+    save_manifest,
+    utc_now,
+)
+from trendflow.contracts.profile import ModelRef, ProfileConfig
+from trendflow.db.pool import Database, open_database
+from trendflow.db.repositories import catalog
+from trendflow.db.repositories import components as rc_repo
+from trendflow.db.repositories import runs as runs_repo
+from trendflow.errors import (
+    ArtifactNotFound,
+    ConfigError,
+    OutOfMemory,
+    RunUnschedulable,
+    TimeoutExceeded,
+    TransientError,
+    TrendflowError,
+)
+from trendflow.metrics import get_metrics, sample_gpu_utilization
+from trendflow.pipeline.components.base import Component, Input
+from trendflow.pipeline.components.registry import get_component
+from trendflow.pipeline.execution import (
+    ComponentTiming,
+    as_trendflow_error,
+    build_context,
+    component_indices,
+    dependency_layers,
+    finished_components,
+    load_outputs,
+    persist_result,
+    record_done,
+    record_error,
+    record_running,
+)
+from trendflow.pipeline.runner import ABORTED
+from trendflow.pipeline.sampling import union_indices
+from trendflow.settings import RuntimeSettings, Settings
+from trendflow.storage.base import ResultStore
+from trendflow.storage.factory import open_store
+from trendflow.storage.keys import manifest_key
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_WORKER_LOST = (ActorDiedError, ActorUnavailableError, RayActorError)
+
+
+class _Cancelled(Exception):
+    """Raised inside a run's task when the run was cancelled (never leaves the scheduler)."""
+
+
+class _RunFailed(Exception):
+    def __init__(self, error: TrendflowError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _ray_error(exc: BaseException) -> BaseException:
+    """The application error inside a RayTaskError (TrendFlow errors pickle intact)."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+async def _await_ref(ref: ray.ObjectRef, timeout_s: float | None) -> Any:
+    fut = asyncio.wrap_future(ref.future())
+    if timeout_s is None:
+        return await fut
+    try:
+        return await asyncio.wait_for(fut, timeout=max(0.001, timeout_s))
+    except TimeoutError:
+        ray.cancel(ref, force=False)
+        raise
+
+
+@dataclass(slots=True)
+class _Active:
+    run_id: str
+    footprint: PendingRun
+    task: asyncio.Task[None] | None = None
+    cancel_requested: bool = False
+
+
+@dataclass(slots=True)
+class _Pools:
+    segmenters: list[Any]
+    cpu: list[Any]
+    gpu: dict[str, Any]  # component → its GPU actor
+    names: dict[str, list[str]] = field(default_factory=dict)
+    _next_cpu: int = 0
+    _next_seg: int = 0
+
+    def cpu_worker(self) -> Any:
+        worker = self.cpu[self._next_cpu % len(self.cpu)]
+        self._next_cpu += 1
+        return worker
+
+    def segmenter(self) -> Any:
+        actor = self.segmenters[self._next_seg % len(self.segmenters)]
+        self._next_seg += 1
+        return actor
+
+
+class Scheduler:
+    """Actor body (undecorated; :func:`start_scheduler` creates it named and detached)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._rt: RuntimeSettings = settings.runtime
+        self._incarnation = uuid.uuid4().hex[:8]
+        self._worker_id = f"{self._rt.scheduler_name}/{self._incarnation}"
+        self._active: dict[str, _Active] = {}
+        self._stopping = False
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="scheduler", daemon=True
+        )
+        self._thread.start()
+        self._main = asyncio.run_coroutine_threadsafe(self._serve(), self._loop)
+        self._segment_starts: dict[str, float] = {}
+
+    # -- public actor methods (called through Ray from any thread) ------------------------------
+
+    def ready(self, timeout_s: float = 120.0) -> dict[str, Any]:
+        """Block until the loop has opened the database and started its actors."""
+        if not self._started.wait(timeout_s):
+            raise TimeoutExceeded(f"scheduler did not start within {timeout_s} s")
+        if self._start_error is not None:
+            raise self._start_error
+        return self.describe()
+
+    def describe(self) -> dict[str, Any]:
+        """Incarnation, worker actor names, active runs (for operators and tests)."""
+        return {
+            "incarnation": self._incarnation,
+            "worker_id": self._worker_id,
+            "actors": dict(self._pools.names) if hasattr(self, "_pools") else {},
+            "active_runs": sorted(self._active),
+        }
+
+    def wake(self) -> None:
+        """New runs were queued: look now instead of at the next poll."""
+        self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    def cancel(self, run_id: str, timeout_s: float = 60.0) -> str:
+        """Cancel a queued or running run; returns its final status."""
+        fut = asyncio.run_coroutine_threadsafe(self._cancel(run_id), self._loop)
+        return fut.result(timeout_s)
+
+    def segment_started_at(self, run_id: str) -> float | None:
+        """Wall-clock time the Segmenter was first asked to prepare ``run_id`` (benchmarks)."""
+        return self._segment_starts.get(run_id)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop taking runs, let nothing half-written remain, and close the database."""
+        self._stopping = True
+        fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+        fut.result(timeout_s)
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        self._wakeup = asyncio.Event()
+        try:
+            self._db: Database = await open_database(self._settings, migrate=False)
+            self._store: ResultStore = open_store(self._settings)
+            self._pools = self._start_pools()
+            async with self._db.acquire() as conn:
+                requeued = await runs_repo.requeue_interrupted(conn)
+            if requeued:
+                log.info("requeued %d interrupted runs", requeued)
+        except BaseException as exc:  # reported by ready()
+            self._start_error = exc
+            self._started.set()
+            raise
+        self._started.set()
+        while not self._stopping:
+            try:
+                await self._tick()
+            except Exception:
+                log.exception("scheduler tick failed; retrying after the poll interval")
+                get_metrics().error("internal_error")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._rt.poll_interval_s)
+            self._wakeup.clear()
+
+    async def _shutdown(self) -> None:
+        for active in list(self._active.values()):
+            if active.task is not None:
+                active.task.cancel()
+        tasks = [a.task for a in self._active.values() if a.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._db.close()
+
+    def _start_pools(self) -> _Pools:
+        rt = self._rt
+        tag = self._incarnation
+        names: dict[str, list[str]] = {"segmenter": [], "cpu": [], "gpu": []}
+        segs = []
+        for i in range(rt.segmenter_actors):
+            name = f"trendflow-segmenter-{i}-{tag}"
+            segs.append(
+                ray.remote(SegmenterActor)
+                .options(name=name, **segmenter_options(cpus=rt.segmenter_cpus))
+                .remote(self._settings)
+            )
+            names["segmenter"].append(name)
+        cpu = []
+        for i in range(rt.cpu_workers):
+            name = f"trendflow-cpu-{i}-{tag}"
+            cpu.append(
+                ray.remote(ComponentWorker)
+                .options(**worker_options(cpus=rt.cpu_worker_cpus, name=name))
+                .remote("cpu")
+            )
+            names["cpu"].append(name)
+        self._gpu_total_mb = self._gpu_memory_mb()
+        self._pools = _Pools(segmenters=segs, cpu=cpu, gpu={}, names=names)
+        return self._pools
+
+    def _gpu_memory_mb(self) -> int:
+        n_gpus = int(ray.cluster_resources().get("GPU", 0))
+        if n_gpus == 0:
+            return 0
+        if self._rt.gpu_memory_mb is not None:
+            return self._rt.gpu_memory_mb
+        from ray._private.thirdparty import pynvml
+
+        try:
+            pynvml.nvmlInit()
+            try:
+                info = pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(0))
+                return int(info.total // 2**20)
+            finally:
+                pynvml.nvmlShutdown()
+        except pynvml.NVMLError as exc:
+            raise ConfigError(
+                "the cluster has GPUs but NVML cannot report their memory; set "
+                "TRENDFLOW_RUNTIME__GPU_MEMORY_MB",
+            ) from exc
+
+    def _gpu_worker(self, cls: type[Component]) -> Any:
+        """The GPU actor of a model-backed component (a CPU request only, without GPUs)."""
+        actor = self._pools.gpu.get(cls.NAME)
+        if actor is None:
+            name = f"trendflow-gpu-{cls.NAME}-{self._incarnation}"
+            if self._gpu_total_mb:
+                options = worker_options(
+                    cpus=cls.RESOURCES.cpus,
+                    num_gpus=gpu_fraction(cls.RESOURCES.gpu_memory_mb, self._gpu_total_mb),
+                    name=name,
+                )
+                device = "gpu"
+            else:
+                options = worker_options(cpus=self._rt.cpu_worker_cpus, name=name)
+                device = "cpu"
+            actor = ray.remote(ComponentWorker).options(**options).remote(device)
+            self._pools.gpu[cls.NAME] = actor
+            self._pools.names["gpu"].append(name)
+        return actor
+
+    def _worker_for(self, cls: type[Component]) -> Any:
+        if cls.RESOURCES.gpu_memory_mb > 0:
+            return self._gpu_worker(cls)
+        return self._pools.cpu_worker()
+
+    # -- admission -------------------------------------------------------------------------------
+
+    def _total_capacity(self) -> Capacity:
+        res = ray.cluster_resources()
+        gpus = int(res.get("GPU", 0))
+        return Capacity(
+            cpus=self._rt.planning_cpus or float(res.get("CPU", 0)),
+            memory_mb=self._rt.planning_memory_mb or int(res.get("memory", 0) // 2**20),
+            gpu_free_mb={f"gpu{i}": self._gpu_total_mb for i in range(gpus)},
+        )
+
+    def _free_capacity(self, total: Capacity) -> Capacity:
+        cpus, memory = total.cpus, total.memory_mb
+        gpu_free = dict(total.gpu_free_mb)
+        for active in self._active.values():
+            cpus -= active.footprint.cpus
+            memory -= active.footprint.memory_mb
+        if gpu_free:
+            # Re-place the running runs' GPU tasks (first fit, as the plan did).
+            replay = plan_batches(
+                [a.footprint for a in self._active.values()],
+                Capacity(cpus=float("inf"), memory_mb=2**62, gpu_free_mb=gpu_free),
+            )
+            gpu_free = dict(replay.remaining.gpu_free_mb)
+        return Capacity(
+            cpus=cpus,
+            memory_mb=memory,
+            gpu_free_mb=gpu_free,
+            max_runs=max(0, self._rt.max_concurrent_runs - len(self._active)),
+        )
+
+    async def _tick(self) -> None:
+        async with self._db.acquire() as conn:
+            queued = await _peek_queued(conn, limit=4 * self._rt.max_concurrent_runs)
+            get_metrics().set_queue_length(await runs_repo.queue_length(conn))
+        sample_gpu_utilization()
+        if not queued or len(self._active) >= self._rt.max_concurrent_runs:
+            return
+        oldest_age = queued[0][2]
+        if oldest_age < self._rt.admission_window_s:
+            await asyncio.sleep(self._rt.admission_window_s - oldest_age)
+            async with self._db.acquire() as conn:
+                queued = await _peek_queued(conn, limit=4 * self._rt.max_concurrent_runs)
+            if not queued:
+                return
+        pending: list[PendingRun] = []
+        async with self._db.acquire() as conn:
+            for run_id, profile_config, _age in queued:
+                try:
+                    pending.append(await _footprint(conn, run_id, profile_config))
+                except TrendflowError as exc:
+                    await self._fail_queued(conn, run_id, exc)
+        total = self._total_capacity()
+        plan = plan_batches(pending, self._free_capacity(total), total=total)
+        by_id = {p.run_id: p for p in pending}
+        async with self._db.acquire() as conn:
+            for run_id in plan.unschedulable:
+                await self._fail_queued(
+                    conn,
+                    run_id,
+                    RunUnschedulable(
+                        f"run {run_id} needs {by_id[run_id].cpus:g} CPU cores and "
+                        f"{by_id[run_id].memory_mb} MB of RAM (plus its GPU memory), more than "
+                        f"the idle cluster offers ({total.cpus:g} cores, {total.memory_mb} MB); "
+                        "raise TRENDFLOW_RUNTIME__PLANNING_CPUS/_MEMORY_MB or add nodes",
+                        run_id=run_id,
+                    ),
+                )
+            if not plan.admitted:
+                return
+            claimed = await runs_repo.claim_next_runs(
+                conn, limit=len(plan.admitted), worker_id=self._worker_id
+            )
+            admitted = set(plan.admitted)
+            for run in claimed:
+                run_id = str(run.run_id)
+                if run_id not in admitted:  # the queue changed between peek and claim
+                    await runs_repo.set_run_status(conn, run_id=run.run_id, status="queued")
+                    continue
+                self._launch(run, by_id[run_id])
+
+    def _launch(self, run: runs_repo.Run, footprint: PendingRun) -> None:
+        run_id = str(run.run_id)
+        active = _Active(run_id=run_id, footprint=footprint)
+        self._active[run_id] = active
+        active.task = self._loop.create_task(self._drive(run, active), name=f"run-{run_id}")
+
+    async def _fail_queued(self, conn: Any, run_id: str, error: TrendflowError) -> None:
+        with contextlib.suppress(TrendflowError):  # cancelled or claimed meanwhile
+            await runs_repo.set_run_status(
+                conn, run_id=uuid.UUID(run_id), status="error", error=error.to_dict()
+            )
+            get_metrics().error(error.code)
+            get_metrics().run_finished("error")
+
+    # -- cancel ----------------------------------------------------------------------------------
+
+    async def _cancel(self, run_id: str) -> str:
+        active = self._active.get(run_id)
+        if active is not None and active.task is not None:
+            active.cancel_requested = True
+            active.task.cancel()
+            await asyncio.gather(active.task, return_exceptions=True)
+        async with self._db.acquire() as conn:
+            run = await runs_repo.get_run(conn, run_id=uuid.UUID(run_id))
+            if run.status in ("queued", "running"):
+                run = await runs_repo.set_run_status(
+                    conn, run_id=run.run_id, status="cancelled", stage="cancelled"
+                )
+                get_metrics().run_finished("cancelled")
+        return run.status
+
+    # -- one run ---------------------------------------------------------------------------------
+
+    async def _drive(self, run: runs_repo.Run, active: _Active) -> None:
+        run_id = str(run.run_id)
+        execution = _RunExecution(self, run)
+        status = "error"
+        try:
+            status = await execution.execute()
+        except asyncio.CancelledError:
+            status = "cancelled"
+            if active.cancel_requested:
+                await execution.finish_cancelled()
+            # else: the scheduler is stopping; the run stays `running` and is requeued on start
+        except Exception as exc:
+            log.exception("run %s crashed in the scheduler", run_id)
+            with contextlib.suppress(Exception):
+                await execution.finish_error(as_trendflow_error(exc, "scheduler"))
+        finally:
+            self._active.pop(run_id, None)
+            await execution.release()
+            if status != "cancelled":
+                get_metrics().run_finished(status)
+            self._wakeup.set()
+
+
+class _Limiter:
+    """A resizable concurrency limit (OOM halves a component's maps in flight)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._in_use = 0
+        self._cond = asyncio.Condition()
+
+    async def __aenter__(self) -> None:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self._in_use < self.limit)
+            self._in_use += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self._cond:
+            self._in_use -= 1
+            self._cond.notify_all()
+
+    async def halve(self) -> None:
+        async with self._cond:
+            self.limit = max(1, self.limit // 2)
+
+
+@dataclass(slots=True)
+class _ComponentState:
+    name: str
+    cls: type[Component]
+    required: bool
+    spec: ComponentSpec
+    ctx_ref: Any = None
+    started_at: Any = None
+    deadline: float = 0.0
+    partials: dict[int, Any] = field(default_factory=dict)
+    failed: TrendflowError | None = None
+    halvings: int = 0
+    limiter: _Limiter | None = None
+    outcome: tuple[ReduceOutcome, Any] | None = None
+
+
+class _RunExecution:
+    """Everything one run needs while it executes; lives inside the scheduler's loop."""
+
+    def __init__(self, scheduler: Scheduler, run: runs_repo.Run) -> None:
+        self.s = scheduler
+        self.rt = scheduler._rt
+        self.run = run
+        self.run_id = str(run.run_id)
+        self.identity = RunIdentity(
+            platform_id=run.platform_id,  # type: ignore[arg-type]
+            video_id=run.video_id,
+            run_id=self.run_id,
+            config_hash=run.config_hash,
+            sampling_policy_version=run.sampling_policy_version,
+            dataprocessor_version=run.dataprocessor_version,
+        )
+        self.manifest: Manifest | None = None
+        self.segmenter: Any = None
+        self.audio_ref: Any = None
+        self.timeouts: Timeouts = resolve_timeouts(self.rt, None, _timeout_overrides(run))
+        self.warnings: list[str] = []
+
+    # -- persistence helpers ---------------------------------------------------------------------
+
+    async def _save(self) -> None:
+        assert self.manifest is not None
+        await save_manifest(self.s._store, self.manifest)
+
+    async def _db_component(self, name: str, rec: ComponentRecord) -> None:
+        async with self.s._db.acquire() as conn:
+            await rc_repo.upsert_run_component(
+                conn,
+                run_id=self.run.run_id,
+                component_name=name,
+                status=rec.status,
+                required=rec.required,
+                schema_version=rec.schema_version,
+                producer_version=rec.producer_version,
+                model=rec.model,
+                started_at=rec.started_at,
+                finished_at=rec.finished_at,
+                duration_ms=rec.duration_ms,
+                device_used=rec.device_used,
+                error=None if rec.error is None else f"{rec.error.code}: {rec.error.message}",
+                empty_reason=rec.empty_reason,
+                notes=rec.notes,
+                peak_ram_mb=rec.peak_ram_mb,
+                gpu_memory_mb=rec.gpu_memory_mb,
+            )
+            for art in rec.artifacts:
+                await rc_repo.add_artifact(
+                    conn,
+                    key=art.key,
+                    run_id=self.run.run_id,
+                    component_name=name,
+                    size_bytes=art.size,
+                    sha256=art.sha256,
+                )
+
+    async def _stage(self, stage: str) -> None:
+        async with self.s._db.acquire() as conn:
+            await runs_repo.set_run_stage(conn, run_id=self.run.run_id, stage=stage)
+
+    # -- manifest --------------------------------------------------------------------------------
+
+    async def _open_manifest(
+        self, profile: ProfileConfig, classes: Mapping[str, type[Component]]
+    ) -> Manifest:
+        key = manifest_key(self.run.platform_id, self.run.video_id, self.run_id)
+        try:
+            manifest = await load_manifest(self.s._store, key)
+        except ArtifactNotFound:
+            mapping = {
+                name: ModelRef.parse(ref) for name, ref in (self.run.model_mapping or {}).items()
+            }
+            manifest = Manifest.new(
+                self.identity,
+                components={
+                    c.name: ComponentRecord.pending(
+                        schema_version=classes[c.name].SCHEMA_VERSION,
+                        producer_version=classes[c.name].PRODUCER_VERSION,
+                        required=c.required,
+                        model=mapping[c.name].ref if c.name in mapping else None,
+                    )
+                    for c in profile.enabled
+                },
+                model_mapping=mapping,
+                profile_id=self.run.profile_id,
+                user_id=None if self.run.user_id is None else str(self.run.user_id),
+                created_at=self.run.created_at,
+            )
+        for name, rec in manifest.components.items():
+            if rec.status in ("running", "error"):  # interrupted or failed earlier: redo
+                manifest.components[name] = ComponentRecord.pending(
+                    schema_version=rec.schema_version,
+                    producer_version=rec.producer_version,
+                    required=rec.required,
+                    model=rec.model,
+                )
+        manifest.run.status = "running"
+        manifest.run.error = None
+        manifest.run.finished_at = None
+        manifest.run.started_at = manifest.run.started_at or utc_now()
+        return manifest
+
+    # -- execute ---------------------------------------------------------------------------------
+
+    async def execute(self) -> str:
+        async with asyncio.timeout(self.timeouts.run_s) as budget:
+            try:
+                return await self._execute(budget)
+            except _RunFailed as failed:
+                await self.finish_error(failed.error)
+                return "error"
+            except TrendflowError as exc:
+                await self.finish_error(exc)
+                return "error"
+        raise AssertionError("unreachable")
+
+    async def _execute(self, budget: asyncio.Timeout) -> str:
+        try:
+            profile = ProfileConfig.parse(self.run.profile_config)
+            classes = {c.name: get_component(c.name) for c in profile.enabled}
+            layers = dependency_layers(classes)
+        except TrendflowError as exc:
+            raise _RunFailed(exc) from exc
+        self.manifest = await self._open_manifest(profile, classes)
+        await self._save()
+        done = finished_components(self.manifest)
+        required = {c.name: c.required for c in profile.enabled}
+        params = {c.name: dict(c.params) for c in profile.enabled}
+        if set(classes) - done:
+            summary = await self._prepare(profile)
+            self.timeouts = resolve_timeouts(
+                self.rt, summary.info.duration_s, _timeout_overrides(self.run)
+            )
+            loop = asyncio.get_running_loop()
+            budget.reschedule(loop.time() + self.timeouts.run_s - self._elapsed())
+            self.manifest.video = VideoSection.from_info(summary.info)
+            await self._save()
+            for layer in layers:
+                todo = [n for n in layer if n not in done]
+                if todo:
+                    await self._run_layer(todo, classes, required, params, summary)
+        return await self.finish_ok()
+
+    def _elapsed(self) -> float:
+        return time.time() - self._t0 if hasattr(self, "_t0") else 0.0
+
+    async def _prepare(self, profile: ProfileConfig) -> PreparedSummary:
+        await self._stage("segmenting")
+        self._t0 = time.time()
+        self.s._segment_starts.setdefault(self.run_id, time.time())
+        deadline = time.monotonic() + self.timeouts.segment_s
+
+        async def call() -> PreparedSummary:
+            self.segmenter = self.s._pools.segmenter()
+            return await _await_ref(
+                self.segmenter.prepare.remote(
+                    self.run_id, self.run.source, profile.sampling.fps, profile.sampling.height
+                ),
+                deadline - time.monotonic(),
+            )
+
+        try:
+            return await self._with_retries(call, what="segmenter")
+        except TimeoutError:
+            raise _RunFailed(
+                TimeoutExceeded(
+                    f"download and segmentation took longer than {self.timeouts.segment_s:g} s",
+                    stage="segmenting",
+                )
+            ) from None
+        except TrendflowError as exc:
+            raise _RunFailed(exc) from exc
+
+    async def _with_retries(
+        self,
+        call: Callable[[], Awaitable[T]],
+        *,
+        what: str,
+        on_oom: Callable[[], Awaitable[None]] | None = None,
+        state: _ComponentState | None = None,
+    ) -> T:
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except _WORKER_LOST as exc:
+                error: BaseException = exc
+                lost = True
+            except TaskCancelledError:
+                raise asyncio.CancelledError from None
+            except Exception as exc:
+                error = _ray_error(exc)
+                lost = False
+            halvings = state.halvings if state else 0
+            verdict = decide(
+                error, attempt=attempt, halvings=halvings, settings=self.rt, worker_lost=lost
+            )
+            code = getattr(error, "code", "worker_lost" if lost else "internal_error")
+            get_metrics().error(code if not lost else "transient_error")
+            match verdict:
+                case Verdict.FAIL:
+                    if isinstance(error, OutOfMemory):
+                        raise error
+                    if lost:
+                        raise TransientError(
+                            f"{what}: worker lost {attempt + 1} times; giving up", what=what
+                        ) from error
+                    raise error
+                case Verdict.HALVE_BATCH:
+                    if state is not None:
+                        state.halvings += 1
+                    if on_oom is not None:
+                        await on_oom()
+                case Verdict.RETRY:
+                    pass
+            log.warning("%s of run %s failed (%s); retrying", what, self.run_id, code)
+            await asyncio.sleep(backoff_s(attempt, self.rt))
+            attempt += 1
+
+    async def _run_layer(
+        self,
+        names: list[str],
+        classes: Mapping[str, type[Component]],
+        required: Mapping[str, bool],
+        params: Mapping[str, dict[str, Any]],
+        summary: PreparedSummary,
+    ) -> None:
+        assert self.manifest is not None
+        await self._stage("analysing:" + ",".join(names))
+        states: dict[str, _ComponentState] = {}
+        for name in names:
+            cls = classes[name]
+            deps = {d: await load_outputs(self.s._store, self.identity, d) for d in cls.DEPENDS_ON}
+            ctx = build_context(
+                cls,
+                info=summary.info,
+                meta=summary.meta,
+                timeline=summary.timeline,
+                audio=None,  # travels as its own ref; the worker attaches it
+                dependencies=deps,
+                model=self.manifest.components[name].model,
+                policy=self.s._settings.retention.model_dump(),
+            )
+            state = _ComponentState(
+                name=name,
+                cls=cls,
+                required=required[name],
+                spec=ComponentSpec(run_id=self.run_id, component=name, params=params[name]),
+                ctx_ref=ray.put(ctx),
+                started_at=utc_now(),
+                deadline=time.monotonic() + self.timeouts.component_s,
+                limiter=_Limiter(self.rt.chunks_in_flight),
+            )
+            states[name] = state
+            record_running(self.manifest, name, state.started_at)
+            await self._db_component(name, self.manifest.components[name])
+            if Input.AUDIO in cls.INPUTS and self.audio_ref is None:
+                self.audio_ref = self.segmenter.audio.remote(self.run_id)
+        await self._save()
+        framed = [s for s in states.values() if s.cls.frame_based()]
+        if framed:
+            await self._map_chunks(framed, summary)
+        # A required component that failed while mapping fails the run now (fail fast).
+        for state in states.values():
+            if state.failed is not None and state.required:
+                await self._finish_component(state)
+        for state in states.values():
+            if state.failed is None:
+                await self._reduce(state)
+            await self._finish_component(state)
+
+    async def _map_chunks(self, states: list[_ComponentState], summary: PreparedSummary) -> None:
+        indices = union_indices(
+            [component_indices(s.cls, summary.timeline) for s in states]  # type: ignore[misc]
+        )
+        gen = self.segmenter.chunks.options(
+            num_returns="streaming", _generator_backpressure_num_objects=1
+        ).remote(self.run_id, indices)
+        in_flight: deque[list[asyncio.Task[None]]] = deque()
+        position = 0
+        try:
+            async for chunk_ref in gen:
+                while len(in_flight) >= self.rt.chunks_in_flight:
+                    await asyncio.gather(*in_flight.popleft())
+                live = [s for s in states if s.failed is None]
+                if not live or any(s.failed is not None and s.required for s in states):
+                    break
+                tasks = [
+                    asyncio.get_running_loop().create_task(self._map_one(s, position, chunk_ref))
+                    for s in live
+                ]
+                del chunk_ref  # the map tasks hold the only refs: freed after the last one
+                in_flight.append(tasks)
+                position += 1
+            while in_flight and not any(s.failed is not None and s.required for s in states):
+                await asyncio.gather(*in_flight.popleft())
+            for tasks in in_flight:
+                for task in tasks:
+                    task.cancel()
+        except _WORKER_LOST as exc:
+            raise _RunFailed(
+                TransientError("the Segmenter actor was lost while decoding", run_id=self.run_id)
+            ) from exc
+        except ray.exceptions.RayTaskError as exc:
+            error = as_trendflow_error(_ray_error(exc), "segmenter")
+            raise _RunFailed(error) from exc
+        except BaseException:
+            for tasks in in_flight:
+                for task in tasks:
+                    task.cancel()
+            raise
+
+    async def _map_one(self, state: _ComponentState, position: int, chunk_ref: Any) -> None:
+        if state.failed is not None:
+            return
+        assert state.limiter is not None
+
+        async def call() -> Any:
+            async with state.limiter:  # type: ignore[union-attr]
+                worker = self.s._worker_for(state.cls)
+                return await _await_ref(
+                    worker.map.remote(state.spec, state.ctx_ref, self.audio_ref, chunk_ref),
+                    state.deadline - time.monotonic(),
+                )
+
+        try:
+            partial = await self._with_retries(
+                call, what=f"{state.name} map", on_oom=state.limiter.halve, state=state
+            )
+        except TimeoutError:
+            self._component_failed(state, self._timeout(state))
+            return
+        except TrendflowError as exc:
+            self._component_failed(state, exc)
+            return
+        except _RunFailed:
+            raise
+        except Exception as exc:
+            self._component_failed(state, as_trendflow_error(exc, state.name))
+            return
+        if not (isinstance(partial, str) and partial == SKIPPED):
+            state.partials[position] = partial
+
+    def _timeout(self, state: _ComponentState) -> TimeoutExceeded:
+        return TimeoutExceeded(
+            f"{state.name} took longer than {self.timeouts.component_s:g} s",
+            component=state.name,
+        )
+
+    def _component_failed(self, state: _ComponentState, error: TrendflowError) -> None:
+        if state.failed is None:
+            state.failed = error
+
+    async def _reduce(self, state: _ComponentState) -> None:
+        partials = [state.partials[i] for i in sorted(state.partials)]
+
+        async def call() -> ReduceOutcome:
+            worker = self.s._worker_for(state.cls)
+            return await _await_ref(
+                worker.reduce.remote(state.spec, state.ctx_ref, self.audio_ref, *partials),
+                state.deadline - time.monotonic(),
+            )
+
+        try:
+            outcome = await self._with_retries(call, what=f"{state.name} reduce", state=state)
+            artifact = await persist_result(
+                self.s._store,
+                self.identity,
+                state.cls,
+                outcome.result,
+                model=self.manifest.components[state.name].model,  # type: ignore[union-attr]
+            )
+        except TimeoutError:
+            self._component_failed(state, self._timeout(state))
+            return
+        except Exception as exc:
+            self._component_failed(state, as_trendflow_error(_ray_error(exc), state.name))
+            return
+        state.outcome = (outcome, artifact)
+
+    async def _finish_component(self, state: _ComponentState) -> None:
+        assert self.manifest is not None
+        timing = ComponentTiming(started_at=state.started_at, finished_at=utc_now())
+        get_metrics().component_duration(state.name, timing.duration_ms / 1000)
+        if state.failed is not None:
+            rec = record_error(self.manifest, state.name, state.failed, timing)
+            get_metrics().error(state.failed.code)
+            await self._save()
+            await self._db_component(state.name, rec)
+            if state.required:
+                raise _RunFailed(state.failed)
+            warning = f"optional component {state.name} failed: {state.failed.code}"
+            self.manifest.run.warnings.append(warning)
+            async with self.s._db.acquire() as conn:
+                await runs_repo.add_run_warning(conn, run_id=self.run.run_id, warning=warning)
+            await self._save()
+            return
+        assert state.outcome is not None
+        outcome, artifact = state.outcome
+        rec = record_done(
+            self.manifest,
+            state.name,
+            outcome.result,
+            artifact,
+            timing,
+            device_used=outcome.report.device_used,
+            peak_ram_mb=outcome.report.peak_ram_mb,
+            gpu_memory_mb=outcome.report.gpu_memory_mb,
+        )
+        await self._save()
+        await self._db_component(state.name, rec)
+
+    # -- endings ---------------------------------------------------------------------------------
+
+    def _close_unfinished(self, status: str) -> None:
+        """Components left unfinished: ``run_aborted`` errors after a failure (as the local
+        runner records them), back to ``pending`` after a cancel."""
+        assert self.manifest is not None
+        now = utc_now()
+        for name, rec in self.manifest.components.items():
+            if rec.status not in ("running", "pending"):
+                continue
+            if status == "error":
+                rec.status = "error"
+                rec.error = ErrorInfo(
+                    code=ABORTED, message="the run ended before this component finished"
+                )
+                rec.started_at = rec.started_at or now
+                rec.finished_at = now
+                rec.artifacts = []
+            else:
+                self.manifest.components[name] = ComponentRecord.pending(
+                    schema_version=rec.schema_version,
+                    producer_version=rec.producer_version,
+                    required=rec.required,
+                    model=rec.model,
+                )
+
+    async def _finish(self, status: str, error: TrendflowError | None = None) -> str:
+        if self.manifest is not None:
+            self._close_unfinished(status)
+            self.manifest.run.status = status  # type: ignore[assignment]
+            self.manifest.run.error = (
+                None if error is None else ErrorInfo(code=error.code, message=error.message)
+            )
+            self.manifest.run.finished_at = utc_now()
+            await self._save()
+            for name, rec in self.manifest.components.items():
+                if rec.status == "pending" or (rec.error and rec.error.code == ABORTED):
+                    await self._db_component(name, rec)
+        async with self.s._db.acquire() as conn:
+            await runs_repo.set_run_status(
+                conn,
+                run_id=self.run.run_id,
+                status=status,  # type: ignore[arg-type]
+                stage=status,
+                error=None if error is None else error.to_dict(),
+            )
+        return status
+
+    async def finish_ok(self) -> str:
+        return await self._finish("ok")
+
+    async def finish_error(self, error: TrendflowError) -> None:
+        get_metrics().error(error.code)
+        await self._finish("error", error)
+
+    async def finish_cancelled(self) -> None:
+        await self._finish("cancelled")
+
+    async def release(self) -> None:
+        """Free what the run holds on other actors (prepared files, component instances)."""
+        if self.segmenter is not None:
+            with contextlib.suppress(Exception):
+                await _await_ref(self.segmenter.release.remote(self.run_id), 30.0)
+        for worker in self.s._pools.cpu + list(self.s._pools.gpu.values()):
+            with contextlib.suppress(Exception):
+                worker.release.remote(self.run_id)
+        self.audio_ref = None
+
+
+def _timeout_overrides(run: runs_repo.Run) -> Mapping[str, Any] | None:
+    """A profile's ``timeouts`` overrides (see :func:`.policy.resolve_timeouts`)."""
+    overrides = (run.profile_config or {}).get("timeouts")
+    return overrides if isinstance(overrides, Mapping) else None
+
+
+async def _peek_queued(conn: Any, *, limit: int) -> list[tuple[str, dict[str, Any], float]]:
+    """The oldest queued runs: ``(run_id, profile_config, age_s)``, FIFO, without locking."""
+    rows = await conn.fetch(
+        "SELECT run_id, profile_config, extract(epoch FROM now() - created_at) AS age "
+        "FROM runs WHERE status = 'queued' ORDER BY created_at, run_id LIMIT $1",
+        limit,
+    )
+    return [(str(r["run_id"]), dict(r["profile_config"]), float(r["age"])) for r in rows]
+
+
+async def _footprint(conn: Any, run_id: str, profile_config: Mapping[str, Any]) -> PendingRun:
+    """A queued run as plan_batches sees it: one task per enabled component."""
+    profile = ProfileConfig.parse(profile_config)
+    names = [c.name for c in profile.enabled]
+    reqs = await catalog.get_resource_requirements(conn, component_names=names)
+    return PendingRun(
+        run_id=run_id,
+        tasks=tuple(
+            TaskDemand(
+                component=n,
+                cpus=float(reqs[n].cpu_cores_per_task),
+                memory_mb=reqs[n].memory_per_task,
+                gpu_memory_mb=reqs[n].gpu_memory_per_task,
+            )
+            for n in names
+        ),
+    )
+
+
+def scheduler_options(rt: RuntimeSettings) -> dict[str, Any]:
+    """Ray options of the scheduler: named, detached, restartable, no CPU held."""
+    return {
+        "name": rt.scheduler_name,
+        "namespace": rt.namespace,
+        "lifetime": "detached",
+        "max_restarts": rt.scheduler_max_restarts,
+        "max_task_retries": -1,
+        "max_concurrency": 16,
+        "num_cpus": 0,
+        "get_if_exists": True,
+    }
+
+
+def start_scheduler(settings: Settings, *, timeout_s: float = 120.0) -> Any:
+    """Create (or find) the scheduler actor and wait until it is serving; returns its handle."""
+    handle = ray.remote(Scheduler).options(**scheduler_options(settings.runtime)).remote(settings)
+    ray.get(handle.ready.remote(timeout_s), timeout=timeout_s + 10)
+    return handle
+
+
+def get_scheduler(settings: Settings) -> Any:
+    """The running scheduler's handle; :class:`RunNotFound`-style error if there is none."""
+    try:
+        return ray.get_actor(settings.runtime.scheduler_name, namespace=settings.runtime.namespace)
+    except ValueError:
+        raise ConfigError(
+            f"no scheduler actor {settings.runtime.scheduler_name!r} in namespace "
+            f"{settings.runtime.namespace!r}; start it with `trendflow runtime start`"
+        ) from None
+
+
+__all__ = ["Scheduler", "get_scheduler", "scheduler_options", "start_scheduler"]

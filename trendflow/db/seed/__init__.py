@@ -1,0 +1,1 @@
+"""Built-in starting data (``seed.json``) and its loader."""

@@ -1,0 +1,108 @@
+"""Kept union frames: ``frames/<run_id>/chunk-NNNNNN.npz`` in the result store (7 days).
+
+Format ``jpeg-in-npz/v1`` — one NPZ per timeline chunk, readable with ``allow_pickle=False``:
+
+============== ======== ============================================================
+key            dtype    meaning
+============== ======== ============================================================
+frame_indices  int64    timeline indices of the frames, ``[n]``
+timestamps_s   float64  ``frame_indices / fps``, ``[n]``
+jpeg           uint8    the n JPEG images (RGB, baseline) back to back
+jpeg_offsets   int64    ``[n + 1]``: image ``i`` is ``jpeg[offsets[i]:offsets[i+1]]``
+meta           str      0-d JSON: format, run_id, chunk, fps, width, height, quality,
+                        sampling_policy_version
+============== ======== ============================================================
+
+At quality 85 a 568×320 frame takes ~20–40 kB, about 1/20 of the raw RGB. The retention job
+deletes the whole ``frames/<run_id>/`` prefix after ``segmenter.frames_retention_days``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from trendflow.errors import ContractViolation
+from trendflow.pipeline.types import FrameChunk, Timeline
+from trendflow.storage.base import ObjectInfo, ResultStore
+from trendflow.storage.keys import frame_key
+
+FORMAT = "jpeg-in-npz/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedChunk:
+    """A chunk read back from the archive."""
+
+    index: int
+    frame_indices: np.ndarray
+    timestamps_s: np.ndarray
+    frames: np.ndarray  # uint8 [n, H, W, 3] RGB (JPEG-decoded, so not bit-exact)
+    meta: dict[str, object]
+
+
+def chunk_name(index: int) -> str:
+    return f"chunk-{index:06d}.npz"
+
+
+def encode_chunk(chunk: FrameChunk, timeline: Timeline, run_id: str, quality: int) -> bytes:
+    """The NPZ bytes of one chunk (see the module docstring)."""
+    blobs: list[bytes] = []
+    for rgb in chunk.frames:
+        ok, buf = cv2.imencode(
+            ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+        )
+        if not ok:
+            raise ContractViolation("JPEG encoding of a timeline frame failed", chunk=chunk.index)
+        blobs.append(buf.tobytes())
+    offsets = np.zeros(len(blobs) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(b) for b in blobs])
+    meta = {
+        "format": FORMAT, "run_id": run_id, "chunk": chunk.index, "fps": timeline.fps,
+        "width": timeline.width, "height": timeline.height, "quality": quality,
+        "sampling_policy_version": timeline.sampling_policy_version,
+    }
+    out = io.BytesIO()
+    np.savez(
+        out,
+        frame_indices=np.asarray(chunk.frame_indices, np.int64),
+        timestamps_s=np.asarray(chunk.timestamps_s, np.float64),
+        jpeg=np.frombuffer(b"".join(blobs), np.uint8),
+        jpeg_offsets=offsets,
+        meta=np.array(json.dumps(meta, sort_keys=True)),
+    )
+    return out.getvalue()
+
+
+def decode_chunk(data: bytes) -> ArchivedChunk:
+    """Read one archived chunk back into RGB frames."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        meta = json.loads(str(npz["meta"]))
+        if meta.get("format") != FORMAT:
+            raise ContractViolation(f"not a {FORMAT} frames archive", format=meta.get("format"))
+        jpeg, offsets = npz["jpeg"], npz["jpeg_offsets"]
+        frames = np.empty((len(offsets) - 1, meta["height"], meta["width"], 3), np.uint8)
+        for i in range(len(frames)):
+            bgr = cv2.imdecode(jpeg[offsets[i] : offsets[i + 1]], cv2.IMREAD_COLOR)
+            frames[i] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return ArchivedChunk(
+            int(meta["chunk"]), npz["frame_indices"], npz["timestamps_s"], frames, meta
+        )
+
+
+async def archive_chunk(
+    store: ResultStore, run_id: str, chunk: FrameChunk, timeline: Timeline, *, quality: int = 85
+) -> ObjectInfo:
+    """Write one chunk under ``frames/<run_id>/`` (atomic per object)."""
+    data = encode_chunk(chunk, timeline, run_id, quality)
+    return await store.put_bytes(frame_key(run_id, chunk_name(chunk.index)), data)
+
+
+async def read_archive(store: ResultStore, run_id: str) -> list[ArchivedChunk]:
+    """Every archived chunk of a run, in timeline order."""
+    keys = await store.list(frame_key(run_id, chunk_name(0)).rsplit("/", 1)[0] + "/")
+    return [decode_chunk(await store.get_bytes(k)) for k in keys if k.endswith(".npz")]

@@ -1,0 +1,399 @@
+"""The local runner: one video, a list of components, NPZ + manifest into a result store.
+
+Pure Python, no Ray: the reference that the Ray runtime (``trendflow.actors``) must match — the
+same input gives identical arrays. Both use :mod:`trendflow.pipeline.execution` for everything
+that decides a result (sampling, contexts, dependency order, encoding, manifest records). The
+flow:
+
+1. ``Segmenter.prepare`` (fetch, probe, validate, repair) → the manifest's ``video`` section;
+2. components run in dependency layers (:func:`dependency_layers`). Inside a layer, components
+   that do not read frames are set up and reduced directly; the frame-based ones share **one
+   decode** of the union of their ``frame_indices`` (``Segmenter.iter_chunks``), each mapping its
+   own part of every chunk (:func:`select_chunk`) before its ``reduce``;
+3. every result is encoded and written at its ``artifact_key``; the manifest is rewritten after
+   every component (and at every run stage).
+
+A failed **required** component fails the run at once (fail fast): components that had not
+finished are marked ``error`` with code ``run_aborted``. A failed **optional** component leaves a
+warning and the run ``ok``. Segmenter errors (``video_too_short`` …) end the run as ``error``
+with that code. :func:`run_local` records these failures in the manifest and returns it; it
+raises only for an invalid profile (before anything is written) or when the store itself fails.
+
+Per component the manifest records ``duration_ms`` = the component's own work (setup, every
+map, reduce, encoding — not the decode it shares with others), ``device_used = "cpu"`` and
+``peak_ram_mb`` = the highest resident set size of this process sampled after each of the
+component's calls. The CPU work runs on the calling thread (this is the CLI / job / test path).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+
+from trendflow.contracts.identity import RunIdentity
+from trendflow.contracts.manifest import (
+    ComponentRecord,
+    ErrorInfo,
+    Manifest,
+    VideoSection,
+    save_manifest,
+    utc_now,
+)
+from trendflow.contracts.profile import ModelRef, ProfileConfig
+from trendflow.errors import ComponentError, InvalidProfile, StorageError, TrendflowError
+from trendflow.pipeline.components.base import Component, Input, select_chunk
+from trendflow.pipeline.components.registry import get_component
+from trendflow.pipeline.execution import (
+    ComponentTiming,
+    as_trendflow_error,
+    build_context,
+    dependency_layers,
+    load_outputs,
+    persist_result,
+    record_done,
+    record_error,
+    record_running,
+)
+from trendflow.pipeline.sampling import union_indices
+from trendflow.pipeline.segmenter import PreparedVideo, Segmenter, VideoSource
+from trendflow.pipeline.types import AudioTrack
+from trendflow.settings import Settings, get_settings
+from trendflow.storage.base import ResultStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_MB = 1024 * 1024
+ABORTED = "run_aborted"
+"""Error code of components left unfinished when a required component failed."""
+
+
+@dataclass(slots=True)
+class PlannedComponent:
+    """A component instance of a run and whether its failure fails the run."""
+
+    component: Component
+    required: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.component.NAME
+
+
+def plan_components(
+    profile: ProfileConfig | Sequence[Component | PlannedComponent],
+) -> list[PlannedComponent]:
+    """The run's components: a profile's enabled ones (with params), or given instances.
+
+    Bare instances are required. Unknown names raise ``component_not_found``; unknown params
+    ``component_failed`` (from the component's constructor); duplicates ``invalid_profile``.
+    """
+    if isinstance(profile, ProfileConfig):
+        planned = [
+            PlannedComponent(get_component(c.name)(**c.params), c.required)
+            for c in profile.enabled
+        ]
+    else:
+        planned = [p if isinstance(p, PlannedComponent) else PlannedComponent(p) for p in profile]
+    names = [p.name for p in planned]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InvalidProfile(f"components listed more than once: {dupes}", components=dupes)
+    if not planned:
+        raise InvalidProfile("a run needs at least one component")
+    return planned
+
+
+@dataclass(slots=True)
+class _Live:
+    """One component while the run executes it."""
+
+    planned: PlannedComponent
+    started_at: Any = None
+    ctx: Any = None
+    partials: list[Any] = field(default_factory=list)
+    busy_s: float = 0.0
+    peak_rss: int = 0
+    done: bool = False
+
+
+class _Run:
+    """The state of one :func:`run_local` call: the manifest, the store, the live components."""
+
+    def __init__(
+        self,
+        identity: RunIdentity,
+        planned: list[PlannedComponent],
+        store: ResultStore,
+        settings: Settings,
+        model_mapping: Mapping[str, ModelRef],
+        services: Mapping[str, Any],
+        profile_id: str | None,
+        user_id: str | None,
+    ) -> None:
+        self.identity = identity
+        self.store = store
+        self.settings = settings
+        self.services = services
+        self.process = psutil.Process()
+        self.live = {p.name: _Live(p) for p in planned}
+        self.failed_required: str | None = None
+        self.manifest = Manifest.new(
+            identity,
+            components={
+                p.name: ComponentRecord.pending(
+                    schema_version=p.component.SCHEMA_VERSION,
+                    producer_version=p.component.PRODUCER_VERSION,
+                    required=p.required,
+                    model=model_mapping[p.name].ref if p.name in model_mapping else None,
+                )
+                for p in planned
+            },
+            model_mapping=model_mapping,
+            profile_id=profile_id,
+            user_id=user_id,
+        )
+
+    async def save(self) -> None:
+        await save_manifest(self.store, self.manifest)
+
+    def timed(self, live: _Live, fn: Callable[..., T], *args: Any) -> T:
+        """Call ``fn`` on behalf of ``live``, adding to its busy time and peak RSS."""
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            live.busy_s += time.perf_counter() - start
+            live.peak_rss = max(live.peak_rss, self.process.memory_info().rss)
+
+    def record(self, name: str) -> ComponentRecord:
+        return self.manifest.components[name]
+
+    async def begin(self, live: _Live) -> None:
+        live.started_at = utc_now()
+        record_running(self.manifest, live.planned.name, live.started_at)
+        self.record(live.planned.name).device_used = "cpu"
+        await self.save()
+
+    def _observed(self, live: _Live) -> None:
+        rec = self.record(live.planned.name)
+        rec.duration_ms = round(live.busy_s * 1000)
+        rec.device_used = "cpu"
+        rec.peak_ram_mb = round(live.peak_rss / _MB, 1)
+        live.done = True
+        live.partials.clear()
+
+    async def fail(self, live: _Live, exc: BaseException) -> None:
+        """Record ``exc`` as the component's error; a required component aborts the run."""
+        name = live.planned.name
+        error = as_trendflow_error(exc, name)
+        log.warning("component %s failed: %s", name, error.code)
+        if live.started_at is None:
+            live.started_at = utc_now()
+        record_error(self.manifest, name, error, ComponentTiming(live.started_at, utc_now()))
+        self._observed(live)
+        if live.planned.required:
+            self.failed_required = self.failed_required or name
+        else:
+            self.manifest.run.warnings.append(f"optional component {name} failed: {error.code}")
+        await self.save()
+
+    async def complete(self, live: _Live) -> None:
+        """Reduce, encode, store; record the result in the manifest."""
+        component = live.planned.component
+        cls = type(component)
+        model = self.record(cls.NAME).model
+        try:
+            result = self.timed(live, component.reduce, live.partials)
+            live.partials.clear()
+            start = time.perf_counter()
+            artifact = await persist_result(self.store, self.identity, cls, result, model=model)
+            live.busy_s += time.perf_counter() - start
+        except StorageError:
+            raise
+        except Exception as exc:  # a component bug is recorded, not raised: the contract
+            await self.fail(live, exc)
+            return
+        record_done(
+            self.manifest, cls.NAME, result, artifact,
+            ComponentTiming(live.started_at, utc_now()),
+            device_used="cpu", peak_ram_mb=None,
+        )
+        self._observed(live)
+        await self.save()
+
+
+async def run_local(
+    identity: RunIdentity,
+    profile: ProfileConfig | Sequence[Component | PlannedComponent],
+    source: VideoSource,
+    store: ResultStore,
+    workdir: Path,
+    *,
+    settings: Settings | None = None,
+    model_mapping: Mapping[str, ModelRef] | None = None,
+    services: Mapping[str, Any] | None = None,
+    profile_id: str | None = None,
+    user_id: str | None = None,
+) -> Manifest:
+    """Analyse ``source`` with ``profile``'s components into ``store``; the final manifest.
+
+    ``profile``: a :class:`ProfileConfig` (enabled components with params and ``required``
+    flags; its sampling policy sets the timeline's fps and height) or a list of component
+    instances (all required) / :class:`PlannedComponent`. ``store`` is a
+    :class:`~trendflow.storage.base.ResultStore`. See the module docstring for the rules.
+    """
+    settings = settings or get_settings()
+    planned = plan_components(profile)
+    layers = dependency_layers({p.name: type(p.component) for p in planned})
+    seg_settings = settings.segmenter
+    if isinstance(profile, ProfileConfig):
+        seg_settings = seg_settings.model_copy(
+            update={
+                "analysis_fps": profile.sampling.fps,
+                "analysis_height": profile.sampling.height,
+            }
+        )
+    segmenter = Segmenter(seg_settings)
+    run = _Run(
+        identity, planned, store, settings, dict(model_mapping or {}), services or {},
+        profile_id, user_id,
+    )
+    run.manifest.run.status = "running"
+    run.manifest.run.started_at = utc_now()
+    await run.save()
+
+    prepared: PreparedVideo | None = None
+    try:
+        try:
+            prepared = segmenter.prepare(source, Path(workdir))
+        except TrendflowError as exc:
+            return await _end(run, ErrorInfo(code=exc.code, message=exc.message))
+        run.manifest.video = VideoSection.from_info(prepared.info)
+        await run.save()
+        await _run_layers(run, segmenter, prepared, layers)
+        if run.failed_required is None:
+            return await _end(run, None)
+        failed = run.record(run.failed_required).error
+        assert failed is not None
+        return await _end(
+            run,
+            ErrorInfo(
+                code=failed.code,
+                message=f"required component {run.failed_required} failed: {failed.message}",
+            ),
+        )
+    finally:
+        if prepared is not None:
+            segmenter.release(prepared)
+
+
+async def _end(run: _Run, error: ErrorInfo | None) -> Manifest:
+    now = utc_now()
+    for name, live in run.live.items():
+        if live.done:
+            continue
+        rec = run.record(name)
+        rec.status = "error"
+        rec.error = ErrorInfo(code=ABORTED, message="the run ended before this component finished")
+        rec.started_at = rec.started_at or now
+        rec.finished_at = now
+        rec.artifacts = []
+        live.done = True
+    run.manifest.run.status = "ok" if error is None else "error"
+    run.manifest.run.error = error
+    run.manifest.run.finished_at = now
+    await run.save()
+    return run.manifest
+
+
+async def _run_layers(
+    run: _Run, segmenter: Segmenter, prepared: PreparedVideo, layers: list[list[str]]
+) -> None:
+    needs_audio = any(Input.AUDIO in x.planned.component.INPUTS for x in run.live.values())
+    audio = segmenter.extract_audio(prepared) if needs_audio else None
+    for layer in layers:
+        framed = []
+        for name in layer:
+            live = run.live[name]
+            if not await _setup(run, live, prepared, audio):
+                if run.failed_required is not None:
+                    return
+                continue
+            if live.planned.component.frame_based():
+                framed.append(live)
+                continue
+            await run.complete(live)
+            if run.failed_required is not None:
+                return
+        if framed:
+            await _decode_and_map(run, segmenter, prepared, framed)
+            if run.failed_required is not None:
+                return
+            for live in framed:
+                if not live.done:
+                    await run.complete(live)
+                if run.failed_required is not None:
+                    return
+
+
+async def _setup(
+    run: _Run, live: _Live, prepared: PreparedVideo, audio: AudioTrack | None
+) -> bool:
+    component = live.planned.component
+    cls = type(component)
+    await run.begin(live)
+    try:
+        failed = [d for d in cls.DEPENDS_ON if run.record(d).status not in ("ok", "empty")]
+        if failed:
+            raise ComponentError(
+                f"{cls.NAME} cannot run: its dependencies {failed} did not finish",
+                component=cls.NAME,
+            )
+        deps = {d: await load_outputs(run.store, run.identity, d) for d in cls.DEPENDS_ON}
+        live.ctx = build_context(
+            cls,
+            info=prepared.info,
+            meta=prepared.meta,
+            timeline=prepared.timeline,
+            audio=audio,
+            dependencies=deps,
+            model=run.record(cls.NAME).model,
+            services=run.services,
+            policy=run.settings.retention.model_dump(),
+        )
+        run.timed(live, component.setup, live.ctx)
+    except Exception as exc:  # recorded in the manifest: that is the component contract
+        await run.fail(live, exc)
+        return False
+    return True
+
+
+async def _decode_and_map(
+    run: _Run, segmenter: Segmenter, prepared: PreparedVideo, framed: list[_Live]
+) -> None:
+    active = list(framed)
+    union = union_indices(live.ctx.frame_indices for live in framed)
+    for chunk in segmenter.iter_chunks(prepared, union):
+        for live in list(active):
+            mine = select_chunk(chunk, live.ctx.frame_indices)
+            if not len(mine.frame_indices):
+                continue
+            try:
+                live.partials.append(run.timed(live, live.planned.component.map, mine))
+            except Exception as exc:  # recorded in the manifest: the component contract
+                active.remove(live)
+                await run.fail(live, exc)
+                if run.failed_required is not None:
+                    return
+        if not active:
+            return
+
+
+__all__ = ["ABORTED", "PlannedComponent", "plan_components", "run_local"]
