@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Final
 from uuid import UUID
 
+from trendflow.contracts.identity import UPLOAD_ID_RE as _UPLOAD_VIDEO_ID
+from trendflow.contracts.identity import YOUTUBE_ID_RE as _YOUTUBE_ID
 from trendflow.errors import UnsafeStorageKey
 
 RESULT_STORE: Final = "result_store"
@@ -32,8 +34,6 @@ ARTIFACT_SUFFIX: Final = ".npz"
 #: are told apart by their ``up-…`` video id.
 PLATFORM_IDS: Final = frozenset({"youtube", "upload"})
 
-_YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
-_UPLOAD_VIDEO_ID = re.compile(r"up-[0-9a-f]{16}")
 _RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _COMPONENT = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # A file name inside frames/ or uploads/: no separators, no leading dot (hidden and temporary
