@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "trendflow.contracts.cli",
     "trendflow.db.cli",
     "trendflow.media.cli",
+    "trendflow.triton.cli",
 )
 
 

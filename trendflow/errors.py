@@ -13,7 +13,11 @@ boundaries, so every class pickles with its message and details intact.
     │   ├── InvalidVideoUrl (400 invalid_video_url)
     │   ├── InvalidIdentifier (400 invalid_identifier)
     │   ├── InvalidProfile (400 invalid_profile)
-    │   └── UnsafeStorageKey (400 unsafe_storage_key)
+    │   ├── UnsafeStorageKey (400 unsafe_storage_key)
+    │   ├── InvalidCallbackUrl (400 invalid_callback_url)  not http(s), or a private address
+    │   └── UploadTooLarge (413 upload_too_large)
+    ├── AuthError (401 unauthorized)                    no valid bearer token
+    │   └── Forbidden (403 forbidden)                   authenticated, but not allowed
     ├── MediaError (422 media_error)                    the video cannot be analysed
     │   ├── UnsupportedMedia (415 unsupported_media)
     │   ├── VideoTooShort (422 video_too_short)
@@ -26,9 +30,16 @@ boundaries, so every class pickles with its message and details intact.
     │   ├── ArtifactNotFound (404 artifact_not_found)
     │   ├── ProfileNotFound (404 profile_not_found)
     │   ├── UserNotFound (404 user_not_found)
-    │   └── ComponentNotFound (404 component_not_found)
+    │   ├── ComponentNotFound (404 component_not_found)
+    │   ├── UploadNotFound (404 upload_not_found)
+    │   └── EndpointDisabled (404 endpoint_disabled)   a dev-only route that is switched off
     ├── Conflict (409 conflict)
-    │   └── InvalidStatusTransition (409 invalid_status_transition)
+    │   ├── InvalidStatusTransition (409 invalid_status_transition)
+    │   ├── IdempotencyConflict (409 idempotency_key_reused)  same key, different request
+    │   ├── RunNotReady (409 run_not_ready)             no results yet (queued or starting)
+    │   └── PriceChanged (409 price_changed)            the price rose above the accepted total
+    ├── PaymentRequired (402 insufficient_credits)      available credits below the estimate
+    ├── RateLimited (429 rate_limited)                  too many runs in the last hour
     ├── ContractViolation (500 contract_violation)      an artifact breaks its schema
     ├── ComponentError (500 component_failed)           a component failed on valid input
     │   ├── MissingFrameIndices (500 missing_frame_indices)
@@ -109,6 +120,25 @@ class UnsafeStorageKey(InputError):
     code = "unsafe_storage_key"
 
 
+class InvalidCallbackUrl(InputError):
+    code = "invalid_callback_url"
+
+
+class UploadTooLarge(InputError):
+    code = "upload_too_large"
+    status = 413
+
+
+class AuthError(TrendflowError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(AuthError):
+    code = "forbidden"
+    status = 403
+
+
 class MediaError(TrendflowError):
     code = "media_error"
     status = 422
@@ -166,6 +196,14 @@ class ComponentNotFound(NotFound):
     code = "component_not_found"
 
 
+class UploadNotFound(NotFound):
+    code = "upload_not_found"
+
+
+class EndpointDisabled(NotFound):
+    code = "endpoint_disabled"
+
+
 class Conflict(TrendflowError):
     code = "conflict"
     status = 409
@@ -173,6 +211,34 @@ class Conflict(TrendflowError):
 
 class InvalidStatusTransition(Conflict):
     code = "invalid_status_transition"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_key_reused"
+
+
+class PriceChanged(Conflict):
+    """Details: ``total`` (the price now) and ``accepted`` (what the user agreed to)."""
+
+    code = "price_changed"
+
+
+class PaymentRequired(TrendflowError):
+    """Details: ``required``, ``available``, ``shortfall`` (decimal strings, credits)."""
+
+    code = "insufficient_credits"
+    status = 402
+
+
+class RateLimited(TrendflowError):
+    """Details: ``limit``, ``window_s``, ``retry_after_s`` (the API's ``Retry-After``)."""
+
+    code = "rate_limited"
+    status = 429
+
+
+class RunNotReady(Conflict):
+    code = "run_not_ready"
 
 
 class ContractViolation(TrendflowError):

@@ -150,6 +150,60 @@ class RuntimeSettings(BaseModel):
     system_user_email: str = "system@trendflow.local"
 
 
+class ApiSettings(BaseModel):
+    """The HTTP API (Ray Serve ingress, ``trendflow.api``) and the local stack's ports.
+
+    Ports stay outside Ray's worker range 10002–19999.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    dashboard_port: int = Field(default=8265, ge=1, le=65535)
+    ray_port: int = Field(default=6380, ge=1, le=65535)
+    replicas: int = Field(default=1, ge=1)
+    max_ongoing_requests: int = Field(default=64, ge=1)
+    # Requests waiting for a replica beyond this are refused with 503 (load shedding).
+    max_queued_requests: int = Field(default=256, ge=1)
+    replica_cpus: float = Field(default=0.5, ge=0)
+    max_upload_mb: int = Field(default=2048, ge=1)
+    upload_chunk_kb: int = Field(default=1024, ge=4)
+    # POST /process/sync: development only, never in production.
+    sync_endpoint_enabled: bool = False
+    sync_timeout_s: float = Field(default=300.0, gt=0, le=300.0)
+    default_cache_ttl_days: int = Field(default=3, ge=0, le=365)
+    max_cache_ttl_days: int = Field(default=365, ge=0)
+    page_size_max: int = Field(default=200, ge=1)
+    # Webhooks: HMAC key from which every user's secret is derived; loopback targets for dev.
+    webhook_key: SecretStr | None = None
+    webhook_allow_loopback: bool = False
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_attempts: int = Field(default=5, ge=1)
+    webhook_backoff_s: float = Field(default=1.0, ge=0)
+    webhook_poll_interval_s: float = Field(default=1.0, gt=0)
+
+
+class BillingSettings(BaseModel):
+    """Credits, estimates and rate limits (``trendflow.billing``, docs/billing.md).
+
+    Prices themselves live in the ``component_pricing`` table, not here.
+    """
+
+    # Runs per sliding window by subscription, and the cap nobody exceeds.
+    runs_per_hour_free: int = Field(default=5, ge=0)
+    runs_per_hour_premium: int = Field(default=50, ge=0)
+    runs_per_hour_hard_cap: int = Field(default=100, ge=0)
+    rate_window_s: float = Field(default=3600.0, gt=0)
+    # ETA: decode seconds per second of video (measured: 1080p30 decodes at 7.4x real time).
+    decode_s_per_video_s: float = Field(default=0.14, ge=0)
+    # ETA: finished runs averaged to estimate how long each queued run ahead takes.
+    eta_recent_runs: int = Field(default=50, ge=1)
+    # Calibration: runs read per component, and the least needed before a cost is changed.
+    calibration_max_runs: int = Field(default=200, ge=1)
+    calibration_min_runs: int = Field(default=3, ge=1)
+    # `trendflow billing audit`: a finished run still holding credits after this is reported.
+    unsettled_grace_s: float = Field(default=600.0, ge=0)
+
+
 class Settings(BaseSettings):
     """All TrendFlow settings. See the module docstring for the environment names."""
 
@@ -173,6 +227,8 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     components: ComponentSettings = ComponentSettings()
+    api: ApiSettings = ApiSettings()
+    billing: BillingSettings = BillingSettings()
 
     @model_validator(mode="after")
     def _merge_database_url(self) -> Settings:

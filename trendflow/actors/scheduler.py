@@ -253,6 +253,14 @@ class Scheduler:
     def _start_pools(self) -> _Pools:
         rt = self._rt
         tag = self._incarnation
+        cluster_cpus = float(ray.cluster_resources().get("CPU", 0))
+        wanted = rt.segmenter_actors * rt.segmenter_cpus + rt.cpu_workers * rt.cpu_worker_cpus
+        if wanted > cluster_cpus + 1e-9:
+            raise ConfigError(
+                f"the Segmenter and CPU worker actors ask for {wanted:g} CPUs but the cluster "
+                f"has {cluster_cpus:g}: lower TRENDFLOW_RUNTIME__CPU_WORKERS, "
+                "__CPU_WORKER_CPUS or __SEGMENTER_CPUS, or add nodes"
+            )
         names: dict[str, list[str]] = {"segmenter": [], "cpu": [], "gpu": []}
         segs = []
         for i in range(rt.segmenter_actors):
@@ -779,27 +787,41 @@ class _RunExecution:
         gen = self.segmenter.chunks.options(
             num_returns="streaming", _generator_backpressure_num_objects=1
         ).remote(self.run_id, indices)
-        in_flight: deque[list[asyncio.Task[None]]] = deque()
+        in_flight: deque[tuple[Any, list[asyncio.Task[None]]]] = deque()
         position = 0
+
+        def required_failed() -> bool:
+            return any(s.failed is not None and s.required for s in states)
+
+        async def retire_oldest() -> None:
+            _chunk_ref, tasks = in_flight.popleft()
+            # Its last consumer is done; dropping the ref lets Ray's reference counting free
+            # it (at the raylet's next batched free: free_objects_period_milliseconds).
+            await asyncio.gather(*tasks)
+
+        chunks = gen.__aiter__()
         try:
-            async for chunk_ref in gen:
+            while True:
+                # Take the next chunk only when there is room: with the generator's
+                # backpressure of one, at most chunks_in_flight + 1 chunks exist at a time.
                 while len(in_flight) >= self.rt.chunks_in_flight:
-                    await asyncio.gather(*in_flight.popleft())
+                    await retire_oldest()
                 live = [s for s in states if s.failed is None]
-                if not live or any(s.failed is not None and s.required for s in states):
+                if not live or required_failed():
+                    break
+                try:
+                    chunk_ref = await chunks.__anext__()
+                except StopAsyncIteration:
                     break
                 tasks = [
                     asyncio.get_running_loop().create_task(self._map_one(s, position, chunk_ref))
                     for s in live
                 ]
-                del chunk_ref  # the map tasks hold the only refs: freed after the last one
-                in_flight.append(tasks)
+                in_flight.append((chunk_ref, tasks))
+                del chunk_ref
                 position += 1
-            while in_flight and not any(s.failed is not None and s.required for s in states):
-                await asyncio.gather(*in_flight.popleft())
-            for tasks in in_flight:
-                for task in tasks:
-                    task.cancel()
+            while in_flight and not required_failed():
+                await retire_oldest()
         except _WORKER_LOST as exc:
             raise _RunFailed(
                 TransientError("the Segmenter actor was lost while decoding", run_id=self.run_id)
@@ -807,11 +829,10 @@ class _RunExecution:
         except ray.exceptions.RayTaskError as exc:
             error = as_trendflow_error(_ray_error(exc), "segmenter")
             raise _RunFailed(error) from exc
-        except BaseException:
-            for tasks in in_flight:
+        finally:
+            for _, tasks in in_flight:
                 for task in tasks:
                     task.cancel()
-            raise
 
     async def _map_one(self, state: _ComponentState, position: int, chunk_ref: Any) -> None:
         if state.failed is not None:
@@ -1039,13 +1060,14 @@ def start_scheduler(settings: Settings, *, timeout_s: float = 120.0) -> Any:
 
 
 def get_scheduler(settings: Settings) -> Any:
-    """The running scheduler's handle; :class:`RunNotFound`-style error if there is none."""
+    """The running scheduler's handle; :class:`ConfigError` if there is none."""
     try:
         return ray.get_actor(settings.runtime.scheduler_name, namespace=settings.runtime.namespace)
     except ValueError:
         raise ConfigError(
             f"no scheduler actor {settings.runtime.scheduler_name!r} in namespace "
-            f"{settings.runtime.namespace!r}; start it with `trendflow runtime start`"
+            f"{settings.runtime.namespace!r}; start it with trendflow.actors.scheduler."
+            "start_scheduler (docs/runtime.md)"
         ) from None
 
 

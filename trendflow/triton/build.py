@@ -165,10 +165,8 @@ def _build_text_embedder(out: Path) -> Verification:
             },
         )
     session = _ort(out / "model.onnx")
-    got = session.run(
-        None,
-        {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "token_type_ids": types_.numpy()},
-    )[0]
+    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types_}
+    got = session.run(None, {k: v.numpy() for k, v in feeds.items()})[0]
     diff = float(np.abs(mean_pool_normalize(got, mask.numpy()) - ref).max())
     return Verification("ORT vs transformers BertModel, pooled + L2-normalised", diff, 1e-5)
 

@@ -285,3 +285,26 @@ def _grpc_json(message: Any) -> dict[str, Any]:
     if "max_batch_size" in config:
         config["max_batch_size"] = int(config["max_batch_size"])
     return config
+
+
+def encode_texts(texts: Sequence[str]) -> np.ndarray:
+    """Texts for a model's UTF-8 input: one row per text, uint8, NUL-padded ``[n, L]``.
+
+    The python backend of the local server cannot pass Triton string tensors under numpy 2, so
+    every text crosses the boundary as bytes (docs/triton.md).
+    """
+    encoded = [t.encode("utf-8") for t in texts]
+    if any(b"\0" in e for e in encoded):
+        raise InferenceRejected("text contains a NUL character")
+    width = max([len(e) for e in encoded] + [1])
+    out = np.zeros((len(encoded), width), np.uint8)
+    for i, e in enumerate(encoded):
+        out[i, : len(e)] = np.frombuffer(e, np.uint8)
+    return out
+
+
+def decode_json_rows(array: np.ndarray) -> list[Any]:
+    """A model's JSON output (one UTF-8 document per row, space-padded) as Python objects."""
+    import json
+
+    return [json.loads(row.tobytes().decode("utf-8")) for row in np.atleast_2d(array)]

@@ -276,3 +276,36 @@ def test_schema_md_documents_every_key_and_is_current() -> None:
         assert f"## `{name}`" in text
         for key, spec in cls.outputs().items():
             assert f"| `{key}` | {spec.dtype} |" in text
+
+
+def test_audio_features_do_not_depend_on_the_piece_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trendflow.pipeline.components import audio_features
+
+    rate = 16_000
+    t = np.arange(20 * rate) / rate
+    rng = np.random.default_rng(3)
+    y = (0.2 * np.sin(2 * np.pi * 440 * t) * (t % 0.5 < 0.1) + rng.normal(0, 0.01, len(t)))
+    samples = {rate: y.astype(np.float32)}
+    big = run_on_audio(audio_features.AudioFeatures(), samples, 20.0).arrays
+    monkeypatch.setattr(audio_features, "BLOCK_FRAMES", 97)
+    small = run_on_audio(audio_features.AudioFeatures(), samples, 20.0).arrays
+    for key, value in big.items():
+        np.testing.assert_allclose(small[key], value, rtol=1e-6, atol=1e-9, err_msg=key)
+    assert float(big["tempo_bpm"]) == pytest.approx(120.0, abs=2.0)  # a beep every 0.5 s
+
+
+def test_seed_resources_are_the_declared_ones() -> None:
+    """The scheduler reads the seed; the components declare the same measured figures."""
+    import json
+    from pathlib import Path
+
+    import trendflow
+
+    seed = Path(trendflow.__file__).parent / "db" / "seed" / "seed.json"
+    entries = json.loads(seed.read_text(encoding="utf-8"))["components"]
+    for name in sorted(CANONICAL):
+        cls = get_component(name)
+        res = entries[name]["resources"]
+        assert res["memory_per_task"] == cls.RESOURCES.memory_mb, name
+        assert float(res["cpu_cores_per_task"]) == cls.RESOURCES.cpus, name
+        assert "bench_components" in res["source"], name

@@ -1,16 +1,22 @@
 """``audio_features``: tempo, beats, onset rate, spectral statistics, MFCCs and silence (librosa).
 
-On the mono 16 kHz track:
+On the mono 16 kHz track, framed without padding (frame ``j`` = samples
+``[j·hop, j·hop + 1024)``, periodic Hann window) and processed in pieces of
+:data:`BLOCK_FRAMES` frames, so memory does not grow with duration beyond the track itself:
 
-- rhythm — onset strength (mel spectral flux, ``n_fft`` 1024, hop 256 = 16 ms) feeds librosa's
-  dynamic-programming beat tracker; ``beat_times_s`` are the tracked beats and ``tempo_bpm`` is
+- rhythm — onset strength = spectral flux of a 128-band mel spectrogram in dB (hop 256 = 16 ms;
+  positive differences averaged over bands); its global autocorrelation (lags up to 8 s, with
+  librosa's log-normal prior around 120 BPM) gives the tempo that librosa's dynamic-programming
+  beat tracker follows;
+  ``beat_times_s`` are the tracked beats (frame centres) and ``tempo_bpm`` is
   ``60 / mean inter-beat interval`` (finer than the tracker's lag grid: at 62.5 frames/s its grid
   near 120 BPM is 117.2 / 121.0); 0 with fewer than two beats. ``onset_rate_per_s`` counts
-  detected onsets per second of audio;
-- spectrum — one magnitude STFT (``n_fft`` 1024, hop 512 = 32 ms, Hann): centroid, 85 % roll-off
-  (Hz), flatness (0 tonal … 1 noise-like), zero-crossing rate (crossings per sample), 13 MFCCs
-  (128 mel bands, dB); each as mean and standard deviation over frames;
-- ``silence_ratio`` — share of STFT frames whose RMS is below :data:`SILENCE_DBFS`.
+  librosa's onset peaks per second of audio;
+- spectrum — per frame (hop 512 = 32 ms): centroid and 85 % roll-off of the magnitude spectrum
+  (Hz), flatness of the power spectrum (0 tonal … 1 noise-like), zero-crossing rate (crossings
+  per sample), 13 MFCCs (DCT of the 128-band mel power in dB, not clipped), RMS level (dBFS,
+  floored at −120); each summarised as mean and standard deviation over frames;
+- ``silence_ratio`` — share of frames whose RMS is below :data:`SILENCE_DBFS`.
 
 librosa JIT-compiles parts of itself with numba; :func:`prepare_numba_cache` points numba's
 cache at ``settings.components.numba_cache_dir`` (default ``<data_dir>/cache/numba``) before
@@ -21,7 +27,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,7 +49,11 @@ N_FFT = 1024
 ONSET_HOP = 256
 SPECTRAL_HOP = 512
 N_MFCC = 13
+N_MELS = 128
 SILENCE_DBFS = -50.0
+AC_SIZE_S = 8.0  # longest beat period considered by the tempo estimate
+BLOCK_FRAMES = 4096  # frames per piece: ~65 s of onset frames, ~131 s of spectral frames
+_FRAME_CENTRE_S = N_FFT / 2 / RATE  # frame j is centred at j·hop + n_fft/2
 
 _STATS = {
     "spectral_centroid": ("Spectral centroid", "Hz"),
@@ -74,15 +84,15 @@ def prepare_numba_cache() -> Path | None:
 class AudioFeatures(Component):
     """Rhythm, spectral and silence statistics of the 16 kHz track (see the module docstring).
 
-    ``RESOURCES`` were measured by ``benchmarks/bench_components.py``: one core; memory is the
-    peak RSS growth while analysing 60 s of audio (the STFTs scale with duration: ~4 MB per
-    minute for the spectral STFT and ~8 MB per minute for the onset spectrogram).
+    ``RESOURCES`` were measured by ``benchmarks/bench_components.py``: one core; peak RSS growth
+    72 MB analysing 60 s of audio plus 6.9 MB per further minute (measured at 240 s),
+    extrapolated to the 20-minute maximum (~203 MB) and rounded up to 16 MB.
     """
 
     NAME: ClassVar[str] = "audio_features"
     SCHEMA_VERSION: ClassVar[int] = 1
     PRODUCER_VERSION: ClassVar[str] = "1.0.0"
-    RESOURCES: ClassVar[Resources] = Resources(cpus=1.0, memory_mb=256)
+    RESOURCES: ClassVar[Resources] = Resources(cpus=1.0, memory_mb=208)
     TIER: ClassVar[int] = 0
     INPUTS: ClassVar[frozenset[Input]] = frozenset({Input.AUDIO})
     DESCRIPTION: ClassVar[str] = (
@@ -141,46 +151,130 @@ class AudioFeatures(Component):
                 component=self.NAME,
             )
         duration = len(y) / RATE
-        env = librosa.onset.onset_strength(y=y, sr=RATE, n_fft=N_FFT, hop_length=ONSET_HOP)
-        _, beats = librosa.beat.beat_track(
-            onset_envelope=env, sr=RATE, hop_length=ONSET_HOP, units="time"
+        mel_basis = librosa.filters.mel(sr=RATE, n_fft=N_FFT, n_mels=N_MELS)
+
+        env = onset_envelope(y, mel_basis)
+        # librosa's own tempo estimate builds a local tempogram of the whole track (hundreds of
+        # MB for 20 minutes); one global autocorrelation column gives the same estimate for a
+        # steady tempo at a fixed, small cost.
+        ac = librosa.autocorrelate(
+            env.astype(np.float64), max_size=round(AC_SIZE_S * RATE / ONSET_HOP)
         )
-        beats = np.asarray(beats, dtype=np.float64)
+        if ac[0] > 0:
+            ac = ac / np.abs(ac).max()
+        bpm = float(librosa.feature.tempo(tg=ac[:, None], sr=RATE, hop_length=ONSET_HOP)[0])
+        beat_frames = librosa.beat.beat_track(
+            onset_envelope=env, sr=RATE, hop_length=ONSET_HOP, bpm=bpm, units="frames"
+        )[1]
+        beats = np.asarray(beat_frames, dtype=np.float64) * ONSET_HOP / RATE + _FRAME_CENTRE_S
         tempo = 60.0 / float(np.mean(np.diff(beats))) if len(beats) >= 2 else 0.0
         onsets = librosa.onset.onset_detect(
             onset_envelope=env, sr=RATE, hop_length=ONSET_HOP, units="frames"
         )
 
-        mag = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=SPECTRAL_HOP))
-        per_frame = {
-            "spectral_centroid": librosa.feature.spectral_centroid(S=mag, sr=RATE)[0],
-            "spectral_rolloff": librosa.feature.spectral_rolloff(
-                S=mag, sr=RATE, roll_percent=0.85
-            )[0],
-            "spectral_flatness": librosa.feature.spectral_flatness(S=mag)[0],
-            "zcr": librosa.feature.zero_crossing_rate(
-                y, frame_length=N_FFT, hop_length=SPECTRAL_HOP
-            )[0],
-        }
-        mel = librosa.feature.melspectrogram(S=mag**2, sr=RATE, n_mels=128)
-        mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)
-        rms = librosa.feature.rms(y=y, frame_length=N_FFT, hop_length=SPECTRAL_HOP)[0]
-        rms_db = 20.0 * np.log10(np.maximum(rms.astype(np.float64), 1e-6))
-
+        sums = _SpectralSums()
+        for frames in _blocks(y, SPECTRAL_HOP):
+            sums.add(frames, mel_basis)
         arrays: dict[str, np.ndarray] = {
             "tempo_bpm": np.array(tempo),
             "beat_times_s": beats,
             "n_beats": np.array(len(beats), dtype=np.int64),
             "onset_rate_per_s": np.array(len(onsets) / duration),
         }
-        for name, values in per_frame.items():
-            v = np.asarray(values, dtype=np.float64)
-            arrays[f"{name}_mean"] = np.array(float(v.mean()))
-            arrays[f"{name}_std"] = np.array(float(v.std()))
+        for name in _STATS:
+            mean, std = sums.mean_std(name)
+            arrays[f"{name}_mean"] = np.array(float(mean))
+            arrays[f"{name}_std"] = np.array(float(std))
+        mfcc_mean, mfcc_std = sums.mean_std("mfcc")
+        rms_mean, _ = sums.mean_std("rms_db")
         arrays |= {
-            "mfcc_mean": mfcc.mean(axis=1).astype(np.float32),
-            "mfcc_std": mfcc.std(axis=1).astype(np.float32),
-            "rms_dbfs_mean": np.array(float(rms_db.mean())),
-            "silence_ratio": np.array(float((rms_db < SILENCE_DBFS).mean())),
+            "mfcc_mean": np.asarray(mfcc_mean, dtype=np.float32),
+            "mfcc_std": np.asarray(mfcc_std, dtype=np.float32),
+            "rms_dbfs_mean": np.array(float(rms_mean)),
+            "silence_ratio": np.array(sums.silent / sums.n),
         }
         return ComponentResult(arrays)
+
+
+def _blocks(y: np.ndarray, hop: int) -> Iterator[np.ndarray]:
+    """The track as frames ``[n_fft, n]`` (frame ``j`` = samples ``[j·hop, j·hop + n_fft)``),
+    produced :data:`BLOCK_FRAMES` at a time so memory does not grow with duration."""
+    total = 1 + (len(y) - N_FFT) // hop
+    for first in range(0, total, BLOCK_FRAMES):
+        count = min(BLOCK_FRAMES, total - first)
+        piece = y[first * hop : (first + count - 1) * hop + N_FFT]
+        yield np.lib.stride_tricks.sliding_window_view(piece, N_FFT)[::hop].T
+
+
+def _power(frames: np.ndarray) -> np.ndarray:
+    window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann, as librosa
+    return np.abs(np.fft.rfft(frames * window[:, None], axis=0)) ** 2
+
+
+def onset_envelope(y: np.ndarray, mel_basis: np.ndarray) -> np.ndarray:
+    """Spectral flux of the mel spectrogram in dB (positive differences, mean over bands).
+
+    One value per :data:`ONSET_HOP` frame; frame 0 is 0. Computed block by block with one frame
+    of overlap, so the result does not depend on the block size.
+    """
+    import librosa
+
+    parts: list[np.ndarray] = []
+    previous: np.ndarray | None = None
+    for frames in _blocks(y, ONSET_HOP):
+        mel_db = librosa.power_to_db(mel_basis @ _power(frames), top_db=None)
+        joined = mel_db if previous is None else np.concatenate([previous, mel_db], axis=1)
+        flux = np.maximum(0.0, np.diff(joined, axis=1)).mean(axis=0)
+        parts.append(flux if previous is not None else np.concatenate([[0.0], flux]))
+        previous = mel_db[:, -1:]
+    return np.concatenate(parts).astype(np.float32)
+
+
+class _SpectralSums:
+    """Running sums (and sums of squares) of the per-frame spectral measures."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.silent = 0
+        self.sum: dict[str, np.ndarray] = {}
+        self.sq: dict[str, np.ndarray] = {}
+
+    def add(self, frames: np.ndarray, mel_basis: np.ndarray) -> None:
+        import librosa
+
+        power = _power(frames)
+        mag = np.sqrt(power)
+        freqs = np.fft.rfftfreq(N_FFT, 1.0 / RATE)[:, None]
+        total = mag.sum(axis=0)
+        safe = np.where(total > 0, total, 1.0)
+        centroid = np.where(total > 0, (freqs * mag).sum(axis=0) / safe, 0.0)
+        cumulative = np.cumsum(mag, axis=0)
+        rolloff_bin = (cumulative < 0.85 * cumulative[-1:]).sum(axis=0)
+        rolloff = np.where(total > 0, freqs[np.minimum(rolloff_bin, len(freqs) - 1), 0], 0.0)
+        floor = np.maximum(power, 1e-10)
+        flatness = np.exp(np.log(floor).mean(axis=0)) / floor.mean(axis=0)
+        signs = np.signbit(frames)
+        zcr = (signs[1:] != signs[:-1]).mean(axis=0)
+        rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=0))
+        rms_db = 20.0 * np.log10(np.maximum(rms, 1e-6))
+        mel_db = librosa.power_to_db(mel_basis @ power, top_db=None)
+        mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC)
+        values = {
+            "spectral_centroid": centroid,
+            "spectral_rolloff": rolloff,
+            "spectral_flatness": flatness,
+            "zcr": zcr,
+            "rms_db": rms_db,
+            "mfcc": mfcc,
+        }
+        for name, v in values.items():
+            v = np.asarray(v, dtype=np.float64)
+            self.sum[name] = self.sum.get(name, 0.0) + v.sum(axis=-1)
+            self.sq[name] = self.sq.get(name, 0.0) + (v * v).sum(axis=-1)
+        self.n += frames.shape[1]
+        self.silent += int((rms_db < SILENCE_DBFS).sum())
+
+    def mean_std(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        mean = self.sum[name] / self.n
+        var = np.maximum(self.sq[name] / self.n - mean * mean, 0.0)
+        return mean, np.sqrt(var)

@@ -1,6 +1,6 @@
 """``motion``: how much the picture moves, split into camera motion and object motion.
 
-Dense optical flow (OpenCV Farnebäck; pyramid 0.5 × 3 levels, window 15, 3 iterations,
+Dense optical flow (OpenCV Farnebäck; pyramid 0.5 × 3 levels, window 15, 2 iterations,
 poly_n 5, sigma 1.1) between consecutive analysis frames shrunk to :data:`WORK_HEIGHT` px high,
 in grey. Flow is converted to **frame heights per second** (``px / WORK_HEIGHT × timeline fps``)
 so values do not depend on resolution or frame rate; 1.0 means content crosses the whole frame
@@ -63,7 +63,7 @@ def _grey_small(frame: np.ndarray) -> np.ndarray:
 
 def flow_measures(prev: np.ndarray, cur: np.ndarray, fps: float) -> tuple[float, ...]:
     """``(magnitude, camera_dx, camera_dy, camera_magnitude, object_magnitude)`` of two greys."""
-    flow = cv2.calcOpticalFlowFarneback(prev, cur, None, 0.5, 3, 15, 3, 5, 1.1, 0)
+    flow = cv2.calcOpticalFlowFarneback(prev, cur, None, 0.5, 3, 15, 2, 5, 1.1, 0)
     flow = flow.reshape(-1, 2).astype(np.float64) * (fps / WORK_HEIGHT)
     magnitude = float(np.hypot(flow[:, 0], flow[:, 1]).mean())
     cam = np.median(flow, axis=0)
@@ -75,14 +75,15 @@ def flow_measures(prev: np.ndarray, cur: np.ndarray, fps: float) -> tuple[float,
 class Motion(Component):
     """Optical-flow motion per analysis frame with a camera/object split (module docstring).
 
-    ``RESOURCES`` were measured by ``benchmarks/bench_components.py``: one core (OpenCV's own
-    threads are not relied on); memory is the peak RSS growth over a chunk of 320-px frames.
+    ``RESOURCES`` were measured by ``benchmarks/bench_components.py`` on a 60 s 1080p clip: one
+    core; memory = peak RSS growth (3.3 MB) rounded up to 16 MB with a 64 MB floor. The chunk's
+    frames are not counted: the runtime hands them over zero-copy from the object store.
     """
 
     NAME: ClassVar[str] = "motion"
     SCHEMA_VERSION: ClassVar[int] = 1
     PRODUCER_VERSION: ClassVar[str] = "1.0.0"
-    RESOURCES: ClassVar[Resources] = Resources(cpus=1.0, memory_mb=32)
+    RESOURCES: ClassVar[Resources] = Resources(cpus=1.0, memory_mb=64)
     TIER: ClassVar[int] = 0
     INPUTS: ClassVar[frozenset[Input]] = frozenset({Input.FRAMES})
     SAMPLING: ClassVar[Sampling | None] = Sampling.every_frame()

@@ -8,6 +8,11 @@ import triton_python_backend_utils as pb_utils
 from faster_whisper import WhisperModel
 
 
+def in_array(request: "pb_utils.InferenceRequest", name: str) -> np.ndarray:
+    """Input via DLPack: this stub's ``as_numpy`` misreads buffers under numpy 2 (see docs)."""
+    return np.from_dlpack(pb_utils.get_input_tensor_by_name(request, name))
+
+
 def out_tensor(name: str, array: np.ndarray) -> "pb_utils.Tensor":
     """Output via DLPack: this stub's numpy path mis-sizes arrays under numpy 2 (see docs)."""
     return pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(array))
@@ -41,7 +46,7 @@ class TritonPythonModel:
     def execute(self, requests: list) -> list:
         responses = []
         for request in requests:
-            clips = pb_utils.get_input_tensor_by_name(request, "AUDIO").as_numpy()
+            clips = in_array(request, "AUDIO")
             results = [self.transcribe(c.astype(np.float32)) for c in clips]
             docs = [{"text": t, "language": lang, "segments": segs} for t, lang, segs in results]
             outs = [out_tensor("RESULT", json_rows(docs))]

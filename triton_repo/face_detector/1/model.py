@@ -13,6 +13,11 @@ import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 
+def in_array(request: "pb_utils.InferenceRequest", name: str) -> np.ndarray:
+    """Input via DLPack: this stub's ``as_numpy`` misreads buffers under numpy 2 (see docs)."""
+    return np.from_dlpack(pb_utils.get_input_tensor_by_name(request, name))
+
+
 def out_tensor(name: str, array: np.ndarray) -> "pb_utils.Tensor":
     """Output via DLPack: this stub's numpy path mis-sizes arrays under numpy 2 (see docs)."""
     return pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(array))
@@ -131,7 +136,7 @@ class TritonPythonModel:
     def execute(self, requests: list) -> list:
         responses = []
         for request in requests:
-            images = pb_utils.get_input_tensor_by_name(request, "IMAGE").as_numpy()
+            images = in_array(request, "IMAGE")
             if images.ndim != 4 or images.shape[-1] != 3 or min(images.shape[1:3]) < 12:
                 msg = f"IMAGE must be [N, H>=12, W>=12, 3] uint8, got {list(images.shape)}"
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(msg)))

@@ -8,6 +8,11 @@ import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 
+def in_array(request: "pb_utils.InferenceRequest", name: str) -> np.ndarray:
+    """Input via DLPack: this stub's ``as_numpy`` misreads buffers under numpy 2 (see docs)."""
+    return np.from_dlpack(pb_utils.get_input_tensor_by_name(request, name))
+
+
 def out_tensor(name: str, array: np.ndarray) -> "pb_utils.Tensor":
     """Output via DLPack: this stub's numpy path mis-sizes arrays under numpy 2 (see docs)."""
     return pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(array))
@@ -45,7 +50,7 @@ class TritonPythonModel:
         self.session = make_session(weights / "model.onnx", args, self.config)
 
     def execute(self, requests: list) -> list:
-        faces = [pb_utils.get_input_tensor_by_name(r, "FACE").as_numpy() for r in requests]
+        faces = [in_array(r, "FACE") for r in requests]
         batch = np.concatenate(faces).astype(np.float32)
         # fer's preprocessing: scale to [0, 1], then to [-1, 1]; NHWC with one channel.
         x = ((batch / 255.0 - 0.5) * 2.0)[..., None].astype(np.float32)

@@ -9,6 +9,11 @@ import triton_python_backend_utils as pb_utils
 from rapidocr_onnxruntime import RapidOCR
 
 
+def in_array(request: "pb_utils.InferenceRequest", name: str) -> np.ndarray:
+    """Input via DLPack: this stub's ``as_numpy`` misreads buffers under numpy 2 (see docs)."""
+    return np.from_dlpack(pb_utils.get_input_tensor_by_name(request, name))
+
+
 def out_tensor(name: str, array: np.ndarray) -> "pb_utils.Tensor":
     """Output via DLPack: this stub's numpy path mis-sizes arrays under numpy 2 (see docs)."""
     return pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(array))
@@ -46,7 +51,7 @@ class TritonPythonModel:
     def execute(self, requests: list) -> list:
         responses = []
         for request in requests:
-            images = pb_utils.get_input_tensor_by_name(request, "IMAGE").as_numpy()
+            images = in_array(request, "IMAGE")
             per_image = []
             for img in images:
                 result, _ = self.engine(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))

@@ -9,6 +9,11 @@ import triton_python_backend_utils as pb_utils
 from tokenizers import Tokenizer
 
 
+def in_array(request: "pb_utils.InferenceRequest", name: str) -> np.ndarray:
+    """Input via DLPack: this stub's ``as_numpy`` misreads buffers under numpy 2 (see docs)."""
+    return np.from_dlpack(pb_utils.get_input_tensor_by_name(request, name))
+
+
 def out_tensor(name: str, array: np.ndarray) -> "pb_utils.Tensor":
     """Output via DLPack: this stub's numpy path mis-sizes arrays under numpy 2 (see docs)."""
     return pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(array))
@@ -32,7 +37,8 @@ def make_session(path: Path, args: dict, config: dict) -> ort.InferenceSession:
     if args["model_instance_kind"] == "GPU":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise RuntimeError("GPU instance requested but onnxruntime has no CUDA provider")
-        providers = [("CUDAExecutionProvider", {"device_id": int(args["model_instance_device_id"])})]
+        device = int(args["model_instance_device_id"])
+        providers = [("CUDAExecutionProvider", {"device_id": device})]
     else:
         providers = ["CPUExecutionProvider"]
     return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
@@ -54,7 +60,7 @@ class TritonPythonModel:
         counts: list[int] = []
         errors: dict[int, str] = {}
         for i, request in enumerate(requests):
-            raw = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy()
+            raw = in_array(request, "TEXT")
             try:
                 batch = [row.tobytes().rstrip(b"\0").decode("utf-8") for row in raw]
             except UnicodeDecodeError as exc:

@@ -12,6 +12,11 @@ CONTEXT = 64
 
 
 
+def in_array(request: "pb_utils.InferenceRequest", name: str) -> np.ndarray:
+    """Input via DLPack: this stub's ``as_numpy`` misreads buffers under numpy 2 (see docs)."""
+    return np.from_dlpack(pb_utils.get_input_tensor_by_name(request, name))
+
+
 def out_tensor(name: str, array: np.ndarray) -> "pb_utils.Tensor":
     """Output via DLPack: this stub's numpy path mis-sizes arrays under numpy 2 (see docs)."""
     return pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(array))
@@ -35,7 +40,8 @@ def make_session(path: Path, args: dict, config: dict) -> ort.InferenceSession:
     if args["model_instance_kind"] == "GPU":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise RuntimeError("GPU instance requested but onnxruntime has no CUDA provider")
-        providers = [("CUDAExecutionProvider", {"device_id": int(args["model_instance_device_id"])})]
+        device = int(args["model_instance_device_id"])
+        providers = [("CUDAExecutionProvider", {"device_id": device})]
     else:
         providers = ["CPUExecutionProvider"]
     return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
@@ -51,7 +57,7 @@ class TritonPythonModel:
         # Requests are run one by one: clips differ in length, and each clip owns its state.
         responses = []
         for request in requests:
-            audio = pb_utils.get_input_tensor_by_name(request, "AUDIO").as_numpy()
+            audio = in_array(request, "AUDIO")
             probs = self.clip_probs(audio.astype(np.float32))
             responses.append(
                 pb_utils.InferenceResponse(output_tensors=[out_tensor("PROBS", probs)])

@@ -1,0 +1,135 @@
+"""The API application: a FastAPI app, served by Ray Serve as an ingress deployment.
+
+- :func:`create_app` builds the FastAPI app around an :class:`AppResources` factory (the lifespan
+  opens the database, store, billing and scheduler link; tests pass their own).
+- :class:`ApiIngress` is the (undecorated) deployment class; :meth:`ApiIngress.deployment_options`
+  derives replicas, ``max_ongoing_requests`` and ``max_queued_requests`` (503 beyond it) from
+  :class:`~trendflow.settings.ApiSettings`.
+- :func:`build_app` is what ``serve deploy serve_config.yaml`` imports: typed, validated args.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field
+
+from trendflow.api.context import ApiContext, RaySchedulerLink, SchedulerLink
+from trendflow.api.errors import install_error_handlers
+from trendflow.api.routes import admin, me, profiles, runs, system, uploads
+from trendflow.api.webhooks import WebhookDispatcher
+from trendflow.contracts.identity import dataprocessor_version
+from trendflow.db import connect_and_migrate
+from trendflow.settings import Settings, get_settings
+from trendflow.storage.factory import open_store
+
+ContextFactory = Callable[[], Awaitable[ApiContext]]
+
+DESCRIPTION = """Analyse creators' videos: features (NPZ), predictions and recommendations.
+
+Authenticate with `Authorization: Bearer <token>` (`trendflow users token <email>`).
+Typical flow: `POST /api/uploads` (or a YouTube URL) → `POST /api/estimate` → `POST /api/runs`
+→ poll `GET /api/runs/{id}/status` → `GET /api/runs/{id}`. Errors are
+`{"code", "message", "details"}` with stable codes.
+"""
+
+
+async def open_context(
+    settings: Settings,
+    *,
+    scheduler: SchedulerLink | None = None,
+) -> ApiContext:
+    """Open what the routes share, from settings (production wiring)."""
+    db = await connect_and_migrate(settings)
+    return ApiContext(
+        settings=settings,
+        db=db,
+        store=open_store(settings),
+        scheduler=scheduler,
+    )
+
+
+def create_app(factory: ContextFactory, *, webhooks: bool = True) -> FastAPI:
+    """The FastAPI app; ``factory`` opens its :class:`ApiContext` on start-up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = await factory()
+        app.state.ctx = ctx
+        dispatcher: asyncio.Task[None] | None = None
+        if webhooks and ctx.settings.api.webhook_key is not None:
+            dispatcher = asyncio.create_task(WebhookDispatcher(ctx.settings, ctx.db).run_forever())
+        try:
+            yield
+        finally:
+            if dispatcher is not None:
+                dispatcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await dispatcher
+            for task in list(ctx.background):
+                task.cancel()
+            await ctx.store.close()
+            await ctx.db.close()
+
+    app = FastAPI(
+        title="TrendFlow API",
+        version=dataprocessor_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (uploads, runs, profiles, me, admin, system):
+        app.include_router(module.router)
+    return app
+
+
+class BuildArgs(BaseModel):
+    """Arguments of :func:`build_app` (``args:`` in ``serve_config.yaml``); settings come from
+    the environment (``TRENDFLOW_*``) unless overridden here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    replicas: int | None = Field(default=None, ge=1)
+    max_ongoing_requests: int | None = Field(default=None, ge=1)
+    max_queued_requests: int | None = Field(default=None, ge=1)
+
+
+class ApiIngress:
+    """Deployment body; Serve wraps it with ``serve.ingress(app)`` at build time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @classmethod
+    def deployment_options(cls, settings: Settings, args: BuildArgs) -> dict[str, Any]:
+        api = settings.api
+        return {
+            "name": "trendflow-api",
+            "num_replicas": args.replicas or api.replicas,
+            "max_ongoing_requests": args.max_ongoing_requests or api.max_ongoing_requests,
+            "max_queued_requests": args.max_queued_requests or api.max_queued_requests,
+            "ray_actor_options": {"num_cpus": api.replica_cpus},
+        }
+
+
+def build_app(args: dict[str, Any] | BuildArgs | None = None) -> Any:
+    """The Serve application (``serve deploy serve_config.yaml`` / ``serve.run``)."""
+    from ray import serve
+
+    parsed = args if isinstance(args, BuildArgs) else BuildArgs.model_validate(args or {})
+    settings = get_settings()
+
+    async def factory() -> ApiContext:
+        return await open_context(settings, scheduler=RaySchedulerLink(settings))
+
+    fastapi_app = create_app(factory)
+    ingress = serve.ingress(fastapi_app)(ApiIngress)
+    deployment = serve.deployment(ingress).options(
+        **ApiIngress.deployment_options(settings, parsed)
+    )
+    return deployment.bind(settings)

@@ -1,0 +1,104 @@
+"""``/api/profiles``: built-in and public profiles (read-only) and the user's own (CRUD)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.responses import Response
+
+from trendflow.actors.enqueue import profile_config
+from trendflow.api.deps import Conn, CurrentUser
+from trendflow.api.schemas import PROFILE_ID_PATTERN, ComponentIn, ErrorOut, ProfileIn, ProfileOut
+from trendflow.contracts.profile import ProfileConfig
+from trendflow.db.repositories import catalog
+from trendflow.db.repositories import profiles as repo
+from trendflow.db.repositories.users import User
+from trendflow.errors import Forbidden
+
+router = APIRouter(prefix="/api/profiles", tags=["profiles"])
+ProfileId = Annotated[str, Path(pattern=PROFILE_ID_PATTERN)]
+_ERRORS = {400: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}}
+
+
+def _out(p: repo.Profile, user: User) -> ProfileOut:
+    return ProfileOut(
+        profile_id=p.profile_id,
+        name=p.name,
+        description=p.description,
+        builtin=p.builtin,
+        owned=p.user_id == user.user_id,
+        cache_ttl_days=p.cache_ttl_days,
+        components=[
+            ComponentIn(name=c.component_name, params=c.params, required=c.required,
+                        enabled=c.enabled)
+            for c in p.components
+        ],
+        sampling=p.sampling,
+        render=p.render,
+    )
+
+
+@router.get("", response_model=list[ProfileOut])
+async def list_profiles(user: CurrentUser, conn: Conn) -> list[ProfileOut]:
+    """Built-in and public profiles plus your own."""
+    return [_out(p, user) for p in await repo.list_profiles(conn, user_id=user.user_id)]
+
+
+@router.get("/{profile_id}", response_model=ProfileOut, responses=_ERRORS)
+async def get_profile(profile_id: ProfileId, user: CurrentUser, conn: Conn) -> ProfileOut:
+    return _out(await repo.get_profile(conn, profile_id=profile_id, user_id=user.user_id), user)
+
+
+async def _check_writable(conn: Conn, profile_id: str, user: User) -> None:
+    """Only your own profiles change; a built-in or someone else's id is refused."""
+    existing = await conn.fetchrow(
+        "SELECT user_id FROM analysis_profiles WHERE profile_id = $1", profile_id
+    )
+    if existing is not None and existing["user_id"] != user.user_id:
+        if existing["user_id"] is None:
+            raise Forbidden(f"profile {profile_id!r} is built in and read-only",
+                            profile_id=profile_id)
+        raise Forbidden(f"profile id {profile_id!r} is taken", profile_id=profile_id)
+
+
+@router.put("/{profile_id}", response_model=ProfileOut, responses=_ERRORS)
+async def put_profile(
+    profile_id: ProfileId, body: ProfileIn, user: CurrentUser, conn: Conn
+) -> ProfileOut:
+    """Create or replace one of your profiles (``profile_id`` in the path and body agree)."""
+    if body.profile_id != profile_id:
+        from trendflow.errors import InputError
+
+        raise InputError("profile_id in the path and the body differ", field="profile_id")
+    config = ProfileConfig.parse(
+        {"components": [c.model_dump() for c in body.components], "sampling": body.sampling,
+         "render": body.render}
+    )
+    await catalog.get_resource_requirements(conn, component_names=[c.name for c in config.enabled])
+    await _check_writable(conn, profile_id, user)
+    profile = repo.Profile(
+        profile_id=profile_id,
+        name=body.name,
+        user_id=user.user_id,
+        description=body.description,
+        sampling=body.sampling,
+        render=body.render,
+        cache_ttl_days=body.cache_ttl_days,
+        components=tuple(
+            repo.ProfileComponent(component_name=c.name, required=c.required, enabled=c.enabled,
+                                  params=c.params)
+            for c in body.components
+        ),
+    )
+    saved = await repo.save_profile(conn, profile=profile)
+    profile_config(saved)  # what a run would pin: must parse
+    return _out(saved, user)
+
+
+@router.delete("/{profile_id}", status_code=204, response_class=Response, responses=_ERRORS)
+async def delete_profile(profile_id: ProfileId, user: CurrentUser, conn: Conn) -> Response:
+    """Archive one of your profiles (runs that used it keep their pinned config)."""
+    await _check_writable(conn, profile_id, user)
+    await repo.archive_profile(conn, profile_id=profile_id, user_id=user.user_id)
+    return Response(status_code=204)

@@ -1,0 +1,163 @@
+"""``/api/estimate`` and ``/api/runs``: price, create, list, follow, read and cancel runs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query
+from fastapi.responses import Response
+
+from trendflow.api import runs as service
+from trendflow.api.deps import Conn, Context, CurrentUser, SettingsDep, StoreDep
+from trendflow.api.presentation import component_json
+from trendflow.api.schemas import (
+    ErrorOut,
+    EstimateIn,
+    EstimateOut,
+    RunCreatedOut,
+    RunIn,
+    RunOut,
+    RunPage,
+    RunResultOut,
+    RunStatusOut,
+)
+from trendflow.contracts.manifest import Manifest
+from trendflow.db.repositories import components as rc_repo
+from trendflow.db.repositories import runs as runs_repo
+from trendflow.errors import ArtifactNotFound, RunNotReady, ServiceUnavailable
+from trendflow.storage.keys import artifact_key, manifest_key
+
+router = APIRouter(tags=["runs"])
+ComponentName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+_ERRORS = {400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 404: {"model": ErrorOut}}
+
+
+@router.post("/api/estimate", response_model=EstimateOut, responses=_ERRORS)
+async def estimate(
+    body: EstimateIn, user: CurrentUser, conn: Conn, ctx: Context, store: StoreDep
+) -> EstimateOut:
+    """Price (credits) and expected time of a run, before it starts. Nothing is reserved."""
+    return await service.estimate_run(conn, body, user=user, settings=ctx.settings, store=store)
+
+
+@router.post(
+    "/api/runs",
+    status_code=201,
+    response_model=RunCreatedOut,
+    responses={**_ERRORS, 402: {"model": ErrorOut}, 409: {"model": ErrorOut},
+               429: {"model": ErrorOut}},
+)
+async def create_run(
+    body: RunIn,
+    user: CurrentUser,
+    conn: Conn,
+    ctx: Context,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> RunCreatedOut:
+    """Queue an analysis (or reuse a fresh cached one at once: ``reused_from_run_id``)."""
+    run, created, est = await service.create_run(
+        conn, body, user=user, idempotency_key=idempotency_key, settings=ctx.settings,
+        store=ctx.store,
+    )
+    if created and run.status == "queued" and ctx.scheduler is not None:
+        ctx.spawn(ctx.scheduler.wake())
+    return RunCreatedOut(**service.run_out(run).model_dump(), created=created, estimate=est)
+
+
+@router.get("/api/runs", response_model=RunPage, responses=_ERRORS)
+async def list_runs(
+    user: CurrentUser,
+    conn: Conn,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: datetime | None = None,
+) -> RunPage:
+    """Your runs, newest first; follow ``next_before`` for the next page."""
+    runs = await runs_repo.list_runs(
+        conn, user_id=user.user_id, limit=min(limit, settings.api.page_size_max),
+        created_before=before,
+    )
+    items = [service.run_out(r) for r in runs]
+    return RunPage(items=items, next_before=items[-1].created_at if len(items) == limit else None)
+
+
+@router.get("/api/runs/{run_id}/status", response_model=RunStatusOut, responses=_ERRORS)
+async def run_status(run_id: uuid.UUID, user: CurrentUser, conn: Conn) -> RunStatusOut:
+    """Stage, per-component status and progress, ETA. Poll every 2–5 s."""
+    return await service.run_status(conn, run_id=run_id, user=user)
+
+
+async def _finished_run(conn: Conn, run_id: uuid.UUID, user: CurrentUser) -> runs_repo.Run:
+    return await runs_repo.get_run(conn, run_id=run_id, user_id=user.user_id)
+
+
+@router.get("/api/runs/{run_id}", response_model=RunResultOut, responses=_ERRORS)
+async def run_result(
+    run_id: uuid.UUID, user: CurrentUser, conn: Conn, store: StoreDep
+) -> RunResultOut:
+    """The run, its manifest and the presentation JSON of every finished component."""
+    run = await _finished_run(conn, run_id, user)
+    source_id = service.artifact_run_id(run)
+    try:
+        raw = await store.get_bytes(manifest_key(run.platform_id, run.video_id, source_id))
+    except ArtifactNotFound:
+        raise RunNotReady(
+            f"run {run_id} has no results yet (status {run.status})", status=run.status
+        ) from None
+    manifest = Manifest.from_json_bytes(raw)
+    components = {}
+    for name in sorted(manifest.artifact_keys()):
+        data = await store.get_bytes(artifact_key(run.platform_id, run.video_id, source_id, name))
+        components[name] = component_json(name, data)
+    return RunResultOut(
+        run=service.run_out(run), manifest=manifest.model_dump(mode="json"), components=components
+    )
+
+
+async def _npz(conn: Conn, store: StoreDep, run_id: uuid.UUID, user: CurrentUser,
+               name: str) -> bytes:
+    run = await _finished_run(conn, run_id, user)
+    await rc_repo.get_run_component(conn, run_id=run.run_id, component_name=name)
+    return await store.get_bytes(
+        artifact_key(run.platform_id, run.video_id, service.artifact_run_id(run), name)
+    )
+
+
+@router.get("/api/runs/{run_id}/components/{name}.npz", responses=_ERRORS,
+            response_class=Response)
+async def component_npz(
+    run_id: uuid.UUID, name: ComponentName, user: CurrentUser, conn: Conn, store: StoreDep
+) -> Response:
+    """The component's NPZ file (``np.load(..., allow_pickle=False)`` reads it)."""
+    data = await _npz(conn, store, run_id, user, name)
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{name}.npz"'},
+    )
+
+
+@router.get("/api/runs/{run_id}/components/{name}", responses=_ERRORS)
+async def component(
+    run_id: uuid.UUID, name: ComponentName, user: CurrentUser, conn: Conn, store: StoreDep
+) -> dict[str, object]:
+    """One component's presentation JSON: every NPZ key with dtype, shape, unit and values."""
+    return component_json(name, await _npz(conn, store, run_id, user, name))
+
+
+@router.post("/api/runs/{run_id}/cancel", response_model=RunOut, responses=_ERRORS)
+async def cancel(run_id: uuid.UUID, user: CurrentUser, conn: Conn, ctx: Context) -> RunOut:
+    """Cancel a queued or running run; what finished is kept (finished runs are unchanged)."""
+    run = await runs_repo.get_run(conn, run_id=run_id, user_id=user.user_id)
+    if run.status in runs_repo.TERMINAL_STATUSES:
+        return service.run_out(run)
+    if ctx.scheduler is not None:
+        await ctx.scheduler.cancel(str(run_id))
+    elif run.status == "queued":
+        await runs_repo.set_run_status(conn, run_id=run_id, status="cancelled", stage="cancelled")
+    else:
+        raise ServiceUnavailable("the scheduler is not reachable; a running run cannot be "
+                                 "cancelled now", run_id=str(run_id))
+    return service.run_out(await runs_repo.get_run(conn, run_id=run_id, user_id=user.user_id))

@@ -1,0 +1,50 @@
+"""``POST /api/uploads``: stream a video file into the store (checked before acceptance)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+
+from trendflow.api.deps import CurrentUser, SettingsDep, StoreDep
+from trendflow.api.schemas import ErrorOut, UploadOut
+from trendflow.api.uploads import parse_meta, receive_upload
+
+router = APIRouter(prefix="/api/uploads", tags=["uploads"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=UploadOut,
+    responses={413: {"model": ErrorOut}, 415: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def create_upload(
+    request: Request,
+    user: CurrentUser,
+    settings: SettingsDep,
+    store: StoreDep,
+    x_upload_meta: Annotated[
+        str | None,
+        Header(description='JSON metadata, e.g. {"title": "…", "tags": ["…"]}', max_length=8192),
+    ] = None,
+    x_filename: Annotated[str | None, Header(max_length=255)] = None,
+    content_length: Annotated[int | None, Header(ge=0)] = None,
+) -> UploadOut:
+    """Send the file as the raw request body; metadata in the ``X-Upload-Meta`` header."""
+    meta = parse_meta(x_upload_meta)
+    return await receive_upload(
+        chunks=request.stream(),
+        declared_size=content_length,
+        filename=x_filename,
+        meta=meta,
+        user_id=user.user_id,
+        settings=settings,
+        store=store,
+    )

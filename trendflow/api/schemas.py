@@ -1,0 +1,311 @@
+"""Request and response models of the HTTP API (what ``/docs`` shows, with examples)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from trendflow.contracts.profile import COMPONENT_NAME_RE
+
+PROFILE_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+UPLOAD_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ErrorOut(BaseModel):
+    """Every error: a stable ``code``, a human ``message`` and machine ``details``."""
+
+    code: str = Field(examples=["run_not_found"])
+    message: str = Field(examples=["run 9b1d… does not exist"])
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class VideoMetaIn(_In):
+    """What the user says about an uploaded video (YouTube runs take it from YouTube)."""
+
+    title: str = Field(default="", max_length=200, examples=["My cooking short"])
+    description: str = Field(default="", max_length=5000)
+    tags: list[str] = Field(default_factory=list, max_length=100)
+    channel: str | None = Field(default=None, max_length=200)
+    published_at: datetime | None = None
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        for tag in value:
+            if not tag.strip() or len(tag) > 100:
+                raise ValueError("each tag is 1-100 characters")
+        return [t.strip() for t in value]
+
+    @field_validator("published_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("published_at needs a time zone (e.g. 2024-05-01T12:00:00Z)")
+        return value
+
+
+class UploadOut(BaseModel):
+    """An accepted upload: use ``upload_id`` in ``POST /api/runs``."""
+
+    upload_id: str
+    video_id: str = Field(description="'up-' + 16 hex of the file's sha256 (the cache key)")
+    filename: str
+    size_bytes: int
+    sha256: str
+    duration_s: float
+    width: int
+    height: int
+    fps: float
+    has_audio: bool
+    meta: VideoMetaIn
+    created_at: datetime
+
+
+class ComponentIn(_In):
+    """One component of an inline profile."""
+
+    name: str = Field(examples=["shot_detection"])
+    params: dict[str, Any] = Field(default_factory=dict)
+    required: bool = True
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not COMPONENT_NAME_RE.fullmatch(value):
+            raise ValueError("a component name is a-z 0-9 _ starting with a letter")
+        return value
+
+
+class ProfileIn(_In):
+    """A user's own profile (create/replace). Built-in profiles are read-only."""
+
+    profile_id: str = Field(pattern=PROFILE_ID_PATTERN, examples=["my-fast"])
+    name: str = Field(min_length=1, max_length=200, examples=["Fast, no audio"])
+    description: str = Field(default="", max_length=2000)
+    components: list[ComponentIn] = Field(min_length=1, max_length=64)
+    sampling: dict[str, Any] = Field(default_factory=dict)
+    render: dict[str, Any] = Field(default_factory=lambda: {"engine": "template"})
+    cache_ttl_days: int = Field(default=3, ge=0, le=365)
+
+
+class InlineProfileIn(_In):
+    """A profile given inside a run request (stored as the user's private profile)."""
+
+    components: list[ComponentIn] = Field(min_length=1, max_length=64)
+    sampling: dict[str, Any] = Field(default_factory=dict)
+    render: dict[str, Any] = Field(default_factory=lambda: {"engine": "template"})
+
+
+class ProfileOut(BaseModel):
+    profile_id: str
+    name: str
+    description: str
+    builtin: bool
+    owned: bool
+    cache_ttl_days: int
+    components: list[ComponentIn]
+    sampling: dict[str, Any]
+    render: dict[str, Any]
+
+
+class _RunRequest(_In):
+    youtube_url: str | None = Field(
+        default=None, max_length=2000, examples=["https://www.youtube.com/watch?v=dQw4w9WgXcQ"]
+    )
+    upload_id: str | None = Field(default=None, pattern=UPLOAD_ID_PATTERN)
+    profile_id: str | None = Field(default=None, pattern=PROFILE_ID_PATTERN, examples=["fast"])
+    profile: InlineProfileIn | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Any:
+        if (self.youtube_url is None) == (self.upload_id is None):
+            raise ValueError("give exactly one of youtube_url or upload_id")
+        if (self.profile_id is None) == (self.profile is None):
+            raise ValueError("give exactly one of profile_id or profile")
+        return self
+
+
+class _VideoFactsIn(_In):
+    """For a YouTube URL the API does not download the video to price it: send its duration
+    (``duration_s``; width/height default to 1920×1080, the largest analysed). An upload's
+    probed facts are used instead."""
+
+    duration_s: float | None = Field(default=None, gt=0, le=24 * 3600)
+    width: int | None = Field(default=None, gt=0, le=16384)
+    height: int | None = Field(default=None, gt=0, le=16384)
+
+
+class EstimateIn(_RunRequest, _VideoFactsIn):
+    """What a run would cost and take, before it starts (nothing is reserved)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"upload_id": str(uuid.UUID(int=4)), "profile_id": "fast"}]}
+    )
+
+
+class EstimateOut(BaseModel):
+    currency: Literal["credits"] = "credits"
+    total: Decimal
+    eta_s: float | None
+    components: dict[str, Decimal]
+    cached: bool = Field(description="a cached result would be reused (no analysis needed)")
+    available: Decimal
+    lines: list[dict[str, Any]] = Field(description="per-component price breakdown")
+
+
+class RunIn(_RunRequest, _VideoFactsIn):
+    """Start an analysis. Send ``Idempotency-Key`` to make retries safe."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "youtube_url": "https://youtu.be/dQw4w9WgXcQ",
+                    "profile_id": "fast",
+                    "cache_ttl_days": 3,
+                    "callback_url": "https://example.com/hooks/trendflow",
+                }
+            ]
+        }
+    )
+
+    callback_url: str | None = Field(default=None, max_length=2000)
+    cache_ttl_days: int | None = Field(
+        default=None, ge=0, le=365, description="reuse a successful run this recent (0: never)"
+    )
+    max_total: Decimal | None = Field(
+        default=None, ge=0, description="refuse (409 price_changed) if the price is higher"
+    )
+
+
+class ComponentStatusOut(BaseModel):
+    name: str
+    status: str
+    required: bool
+    progress: float = Field(ge=0, le=1)
+    duration_ms: int | None = None
+    empty_reason: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class RunOut(BaseModel):
+    run_id: uuid.UUID
+    status: str
+    stage: str | None
+    platform_id: str
+    video_id: str
+    profile_id: str
+    config_hash: str
+    model_signature: str
+    reused_from_run_id: uuid.UUID | None
+    callback_url: str | None
+    error: dict[str, Any] | None
+    warnings: list[Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RunCreatedOut(RunOut):
+    created: bool = Field(description="false: an Idempotency-Key replay of an earlier request")
+    estimate: EstimateOut | None = None
+
+
+class RunPage(BaseModel):
+    items: list[RunOut]
+    next_before: datetime | None = Field(description="pass as ?before= for the next page")
+
+
+class RunStatusOut(BaseModel):
+    run_id: uuid.UUID
+    status: str
+    stage: str | None
+    progress: float = Field(ge=0, le=1)
+    eta_s: float | None
+    components: list[ComponentStatusOut]
+    error: dict[str, Any] | None
+    reused_from_run_id: uuid.UUID | None
+    updated_at: datetime
+
+
+class RunResultOut(BaseModel):
+    run: RunOut
+    manifest: dict[str, Any]
+    components: dict[str, dict[str, Any]] = Field(
+        description="presentation JSON per component: every NPZ key with dtype, shape, unit"
+    )
+
+
+class LedgerEntryOut(BaseModel):
+    kind: str
+    amount: Decimal
+    balance_after: Decimal
+    reserved_after: Decimal
+    run_id: uuid.UUID | None
+    component_name: str | None
+    note: str
+    created_at: datetime
+
+
+class MeOut(BaseModel):
+    user_id: uuid.UUID
+    email: str
+    display_name: str | None
+    role: str
+    subscription: str
+    balance: Decimal
+    reserved: Decimal
+    available: Decimal
+    webhook_secret: str | None = Field(
+        description="HMAC-SHA256 key that signs your webhooks (X-TrendFlow-Signature)"
+    )
+    ledger: list[LedgerEntryOut]
+
+
+class UserIn(_In):
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    role: Literal["user", "admin"] = "user"
+    subscription: Literal["free", "premium"] = "free"
+    display_name: str | None = Field(default=None, max_length=200)
+
+
+class UserOut(BaseModel):
+    user_id: uuid.UUID
+    email: str
+    display_name: str | None
+    role: str
+    subscription: str
+    balance: Decimal
+    reserved: Decimal
+    created_at: datetime
+
+
+class TokenIn(_In):
+    name: str = Field(default="", max_length=100)
+    expires_at: datetime | None = None
+
+
+class TokenOut(BaseModel):
+    token_id: uuid.UUID
+    token: str = Field(description="shown once; only its hash is stored")
+    expires_at: datetime | None
+
+
+class TopUpIn(_In):
+    amount: Decimal = Field(gt=0, le=Decimal(10) ** 9, decimal_places=6)
+    note: str = Field(default="", max_length=500)
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    checks: dict[str, dict[str, Any]]

@@ -1,0 +1,137 @@
+"""Uploads: a video streamed into the result store under ``uploads/<upload_id>/``.
+
+The body is streamed to a temporary file (never held in memory) while its size is capped and
+its sha256 computed; PyAV then probes it (:func:`trendflow.pipeline.probe.probe`) and the
+Segmenter's duration bounds are applied *before* anything is stored. Only then are the file
+(``uploads/<id>/source<ext>``) and its record (``uploads/<id>/upload.json``: owner, video id,
+probe facts, the user's metadata) written. The record decides who may use the upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from trendflow.api.schemas import UploadOut, VideoMetaIn
+from trendflow.contracts.identity import UploadHasher
+from trendflow.errors import (
+    ArtifactNotFound,
+    InputError,
+    UploadNotFound,
+    UploadTooLarge,
+    VideoTooLong,
+    VideoTooShort,
+)
+from trendflow.pipeline.probe import probe
+from trendflow.settings import Settings
+from trendflow.storage.base import ResultStore
+from trendflow.storage.keys import upload_key, validate_upload_id
+
+RECORD_NAME = "upload.json"
+_EXT = re.compile(r"\.[A-Za-z0-9]{1,8}$")
+
+
+def parse_meta(raw: str | None) -> VideoMetaIn:
+    """The ``X-Upload-Meta`` header (JSON) as validated metadata; absent = empty metadata."""
+    if raw is None or not raw.strip():
+        return VideoMetaIn()
+    try:
+        return VideoMetaIn.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [
+            f"{'.'.join(str(p) for p in e['loc']) or 'meta'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise InputError("invalid upload metadata: " + "; ".join(errors), errors=errors) from None
+
+
+def _extension(filename: str | None) -> str:
+    match = _EXT.search(filename or "")
+    return match.group(0).lower() if match else ".mp4"
+
+
+async def receive_upload(
+    *,
+    chunks: AsyncIterator[bytes],
+    declared_size: int | None,
+    filename: str | None,
+    meta: VideoMetaIn,
+    user_id: uuid.UUID,
+    settings: Settings,
+    store: ResultStore,
+) -> UploadOut:
+    """Stream, check and store one upload; nothing is stored unless every check passed."""
+    limit = settings.api.max_upload_mb * (1 << 20)
+    if declared_size is not None and declared_size > limit:
+        raise UploadTooLarge(
+            f"the upload is {declared_size} bytes; the limit is {limit}", limit_bytes=limit
+        )
+    tmp_root = settings.data_dir / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=tmp_root, prefix="upload-") as tmp:
+        path = Path(tmp) / ("source" + _extension(filename))
+        hasher = UploadHasher()
+        size = 0
+        with path.open("wb") as fh:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise UploadTooLarge(
+                        f"the upload exceeds the limit of {limit} bytes", limit_bytes=limit
+                    )
+                hasher.update(chunk)
+                await asyncio.to_thread(fh.write, chunk)
+        if size == 0:
+            raise InputError("the upload is empty: send the video file as the request body")
+        facts = await asyncio.to_thread(probe, path)
+        seg = settings.segmenter
+        if facts.claimed_duration_s < seg.min_duration_s:
+            raise VideoTooShort(
+                f"the video lasts {facts.claimed_duration_s:.1f} s; at least "
+                f"{seg.min_duration_s:g} s are needed",
+                duration_s=facts.claimed_duration_s,
+            )
+        if facts.claimed_duration_s > seg.max_duration_s:
+            raise VideoTooLong(
+                f"the video lasts {facts.claimed_duration_s:.0f} s; at most "
+                f"{seg.max_duration_s:g} s are analysed",
+                duration_s=facts.claimed_duration_s,
+            )
+        upload_id = str(uuid.uuid4())
+        out = UploadOut(
+            upload_id=upload_id,
+            video_id=hasher.video_id,
+            filename=path.name,
+            size_bytes=size,
+            sha256=hasher.sha256,
+            duration_s=facts.claimed_duration_s,
+            width=facts.width,
+            height=facts.height,
+            fps=facts.fps,
+            has_audio=facts.has_audio,
+            meta=meta,
+            created_at=datetime.now(UTC),
+        )
+        await store.put_file(upload_key(upload_id, path.name), path)
+    record = {"user_id": str(user_id), "upload": out.model_dump(mode="json")}
+    await store.put_bytes(upload_key(upload_id, RECORD_NAME), json.dumps(record).encode())
+    return out
+
+
+async def load_upload(store: ResultStore, *, upload_id: str, user_id: uuid.UUID) -> UploadOut:
+    """The user's upload; someone else's or a missing one is ``upload_not_found``."""
+    validate_upload_id(upload_id)
+    try:
+        record = json.loads(await store.get_bytes(upload_key(upload_id, RECORD_NAME)))
+    except ArtifactNotFound:
+        record = None
+    if record is None or record.get("user_id") != str(user_id):
+        raise UploadNotFound(f"upload {upload_id} does not exist", upload_id=upload_id)
+    return UploadOut.model_validate(record["upload"])

@@ -1,0 +1,213 @@
+"""Price and time of a run before it starts — the same function prices the run at creation.
+
+:func:`estimate` prices every enabled component of a profile for a video
+(:func:`trendflow.billing.pricing.quote`), sums the rounded prices, and estimates when the result
+will be ready:
+
+- ``processing_s`` = decode time (``decode_s_per_video_s`` × duration) + the estimated compute
+  seconds of every component (a conservative sum: components of one run share its workers);
+- ``queue_wait_s`` = runs ahead of it (``queued`` + ``running``) ÷ ``max_concurrent_runs`` ×
+  the mean wall time of the last ``eta_recent_runs`` finished runs. With no finished run yet,
+  each run ahead is assumed to take as long as this one; ``eta_basis`` says which was used.
+
+The run's creation (:func:`trendflow.billing.admission.create_billed_run`) calls the same function
+on the profile config pinned to the run, so the user reserves — and at most pays — exactly the
+total they were shown, unless an admin changed a price in between; ``max_total`` guards that.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from trendflow.actors.enqueue import profile_config
+from trendflow.billing.pricing import ComponentQuote, VideoParams, quote
+from trendflow.contracts.profile import ProfileConfig
+from trendflow.db.repositories import catalog
+from trendflow.db.repositories import profiles as profiles_repo
+from trendflow.errors import VideoTooLong, VideoTooShort
+from trendflow.settings import Settings, get_settings
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentEstimate:
+    """One line of an estimate."""
+
+    component_name: str
+    required: bool
+    quote: ComponentQuote
+    reused: bool  # priced at the component's cache price (the result is reused)
+
+    @property
+    def price(self) -> Decimal:
+        return self.quote.cache_price if self.reused else self.quote.price
+
+    def to_dict(self) -> dict[str, Any]:
+        q = self.quote
+        return {
+            "component": self.component_name,
+            "required": self.required,
+            "price": str(self.price),
+            "reused": self.reused,
+            "unit": q.unit,
+            "units": str(q.units),
+            "cpu_s": float(q.cpu_s),
+            "gpu_s": float(q.gpu_s),
+            "seconds": float(q.seconds),
+            "resolution_factor": str(q.resolution_factor),
+            "duration_factor": str(q.duration_factor),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Eta:
+    processing_s: float
+    queue_wait_s: float
+    runs_ahead: int
+    basis: str
+
+    @property
+    def total_s(self) -> float:
+        return self.processing_s + self.queue_wait_s
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """Total price (credits), per-component lines and, when asked for, the ETA."""
+
+    video: VideoParams
+    components: tuple[ComponentEstimate, ...]
+    total: Decimal
+    eta: Eta | None
+
+    @property
+    def prices(self) -> dict[str, Decimal]:
+        return {c.component_name: c.price for c in self.components}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of ``POST /api/estimate`` (credits as decimal strings)."""
+        out: dict[str, Any] = {
+            "total": str(self.total),
+            "currency": "credits",
+            "video": {
+                "duration_s": self.video.duration_s,
+                "width": self.video.width,
+                "height": self.video.height,
+            },
+            "components": [c.to_dict() for c in self.components],
+        }
+        if self.eta is not None:
+            out["eta"] = {
+                "total_s": round(self.eta.total_s, 1),
+                "processing_s": round(self.eta.processing_s, 1),
+                "queue_wait_s": round(self.eta.queue_wait_s, 1),
+                "runs_ahead": self.eta.runs_ahead,
+                "basis": self.eta.basis,
+            }
+        return out
+
+
+async def resolve_profile(
+    conn: asyncpg.Connection, profile: str | ProfileConfig, user_id: uuid.UUID | None
+) -> ProfileConfig:
+    """A profile id (visible to ``user_id``) or an inline config → :class:`ProfileConfig`."""
+    if isinstance(profile, ProfileConfig):
+        return profile
+    stored = await profiles_repo.get_profile(conn, profile_id=profile, user_id=user_id)
+    return profile_config(stored)
+
+
+def check_duration(video: VideoParams, settings: Settings) -> None:
+    """The Segmenter's limits, refused before anything is priced or reserved."""
+    seg = settings.segmenter
+    if video.duration_s < seg.min_duration_s:
+        raise VideoTooShort(
+            f"the video lasts {video.duration_s:g} s; at least {seg.min_duration_s:g} s needed",
+            duration_s=video.duration_s,
+            min_duration_s=seg.min_duration_s,
+        )
+    if video.duration_s > seg.max_duration_s:
+        raise VideoTooLong(
+            f"the video lasts {video.duration_s:g} s; at most {seg.max_duration_s:g} s allowed",
+            duration_s=video.duration_s,
+            max_duration_s=seg.max_duration_s,
+        )
+
+
+async def estimate(
+    conn: asyncpg.Connection,
+    *,
+    profile: str | ProfileConfig,
+    video: VideoParams,
+    user_id: uuid.UUID | None,
+    settings: Settings | None = None,
+    reuse: bool = False,
+    with_eta: bool = True,
+) -> Estimate:
+    """Price ``profile`` (an id visible to ``user_id``, or a config) for ``video``.
+
+    ``reuse=True`` prices every component at its cache price (the result of an earlier run is
+    reused). Errors: ``profile_not_found``, ``video_too_short``/``video_too_long``,
+    ``component_not_found`` (no pricing row or no such component), ``config_error`` (a pricing
+    row the formula cannot use).
+    """
+    settings = settings or get_settings()
+    check_duration(video, settings)
+    config = await resolve_profile(conn, profile, user_id)
+    enabled = config.enabled
+    prices = await catalog.get_pricing(conn, component_names=[c.name for c in enabled])
+    lines = tuple(
+        ComponentEstimate(
+            component_name=c.name,
+            required=c.required,
+            quote=quote(prices[c.name], video, config.sampling.fps),
+            reused=reuse,
+        )
+        for c in enabled
+    )
+    total = sum((line.price for line in lines), Decimal(0))
+    eta = await _eta(conn, video, lines, settings, reuse) if with_eta else None
+    return Estimate(video=video, components=lines, total=total, eta=eta)
+
+
+async def _eta(
+    conn: asyncpg.Connection,
+    video: VideoParams,
+    lines: tuple[ComponentEstimate, ...],
+    settings: Settings,
+    reuse: bool,
+) -> Eta:
+    if reuse:
+        processing = 0.0
+    else:
+        processing = video.duration_s * settings.billing.decode_s_per_video_s + float(
+            sum((line.quote.seconds for line in lines), Decimal(0))
+        )
+    row = await conn.fetchrow(
+        """
+        SELECT (SELECT count(*) FROM runs WHERE status IN ('queued', 'running')) AS ahead,
+               (SELECT avg(extract(epoch FROM finished_at - started_at)) FROM (
+                   SELECT finished_at, started_at FROM runs
+                   WHERE status = 'ok' AND started_at IS NOT NULL AND finished_at IS NOT NULL
+                     AND reused_from_run_id IS NULL
+                   ORDER BY finished_at DESC LIMIT $1) recent) AS mean_run_s
+        """,
+        settings.billing.eta_recent_runs,
+    )
+    ahead = int(row["ahead"])
+    if row["mean_run_s"] is not None:
+        per_run = float(row["mean_run_s"])
+        basis = f"mean wall time of the last {settings.billing.eta_recent_runs} finished runs"
+    else:
+        per_run = processing
+        basis = "no finished runs yet: each run ahead assumed to take as long as this one"
+    wait = ahead / settings.runtime.max_concurrent_runs * per_run
+    return Eta(processing_s=processing, queue_wait_s=wait, runs_ahead=ahead, basis=basis)
+
+
+__all__ = ["ComponentEstimate", "Estimate", "Eta", "check_duration", "estimate",
+           "resolve_profile"]
