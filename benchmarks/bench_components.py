@@ -5,7 +5,7 @@
 
 What it does, all in this process:
 
-1. generates a clip (default 60 s, 1280×720 at 30 fps, H.264 ``ultrafast``): a new textured
+1. generates a clip (default 60 s, 1920×1080 at 30 fps, H.264 ``ultrafast``): a new textured
    scene every 5 s, each panning; audio = a 120 BPM click track over a quiet tone and noise;
 2. the **baseline**: ``Segmenter.prepare`` + decoding every timeline frame (the union of the CPU
    set: ``shot_detection`` and ``motion`` read every frame) + ``extract_audio``;
@@ -167,8 +167,8 @@ def run_component(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--width", type=int, default=1920)
+    parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--clip", type=Path, help="use this video instead of generating one")
     parser.add_argument("--write-seed", action="store_true", help=f"update {SEED.name}")

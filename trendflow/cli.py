@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "trendflow.db.cli",
     "trendflow.media.cli",
     "trendflow.triton.cli",
+    "trendflow.api.cli",
+    "trendflow.billing.cli",
 )
 
 

@@ -102,6 +102,9 @@ class RetentionSettings(BaseModel):
     """What raw text may be kept, and for how long."""
 
     store_raw_ocr_text: bool = False
+    # The transcript is the product's core (its text goes into the report), so it is kept unless
+    # an operator turns it off; it is never logged either way.
+    store_transcript_text: bool = True
     store_raw_comments: bool = False
     raw_text_max_days: int = Field(default=60, ge=0, le=60)
 

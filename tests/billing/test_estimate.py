@@ -14,11 +14,11 @@ from trendflow.db.repositories import catalog
 from trendflow.errors import ComponentNotFound, InputError, VideoTooLong, VideoTooShort
 from trendflow.settings import Settings
 
-from .conftest import FAST, VIDEO
+from .helpers import FAST, VIDEO
 
 
 async def test_fast_profile_price_follows_the_formula(sconn: asyncpg.Connection) -> None:
-    est = await estimate(sconn, profile="fast", video=VIDEO, user_id=None, settings=Settings())
+    est = await estimate(sconn, profile="billing", video=VIDEO, user_id=None, settings=Settings())
     assert [c.component_name for c in est.components] == sorted(FAST)
     lines = {c.component_name: c for c in est.components}
     # color_stats samples 2 fps: 120 frames of a 60 s video; 0.004 s per frame.
@@ -27,6 +27,9 @@ async def test_fast_profile_price_follows_the_formula(sconn: asyncpg.Connection)
     assert color.cpu_s == Decimal("0.480")
     # (0.50 + 0.48 s x 0.05) x 1.15 (1080p) x 1.0 (<= 300 s) x 1.30 = 0.78338 -> 0.78
     assert lines["color_stats"].price == Decimal("0.78")
+    # loudness is priced per audio second: (0.50 + 60 x 0.004 x 0.05) x 1.15 x 1.30 = 0.76544
+    assert lines["loudness"].quote.units == 60 and lines["loudness"].price == Decimal("0.77")
+    assert lines["metadata_features"].quote.units == 1
     # motion samples every frame of the 12 fps timeline: 720 frames.
     assert lines["motion"].quote.units == 720
     assert est.total == sum(c.price for c in est.components)
@@ -35,23 +38,23 @@ async def test_fast_profile_price_follows_the_formula(sconn: asyncpg.Connection)
 
 async def test_price_grows_with_resolution_and_duration(sconn: asyncpg.Connection) -> None:
     s = Settings()
-    small = await estimate(sconn, profile="fast", video=VideoParams(60.0, 640, 360),
+    small = await estimate(sconn, profile="billing", video=VideoParams(60.0, 640, 360),
                            user_id=None, settings=s)
-    hd = await estimate(sconn, profile="fast", video=VIDEO, user_id=None, settings=s)
-    long = await estimate(sconn, profile="fast", video=VideoParams(600.0, 1920, 1080),
+    hd = await estimate(sconn, profile="billing", video=VIDEO, user_id=None, settings=s)
+    long = await estimate(sconn, profile="billing", video=VideoParams(600.0, 1920, 1080),
                           user_id=None, settings=s)
     assert small.total < hd.total < long.total
     # A vertical 1080x1920 video is priced by its short side, as 1080p.
-    vertical = await estimate(sconn, profile="fast", video=VideoParams(60.0, 1080, 1920),
+    vertical = await estimate(sconn, profile="billing", video=VideoParams(60.0, 1080, 1920),
                               user_id=None, settings=s)
     assert vertical.total == hd.total
 
 
 async def test_video_outside_the_segmenter_limits_is_refused(sconn: asyncpg.Connection) -> None:
     with pytest.raises(VideoTooShort):
-        await estimate(sconn, profile="fast", video=VideoParams(3.0, 640, 360), user_id=None)
+        await estimate(sconn, profile="billing", video=VideoParams(3.0, 640, 360), user_id=None)
     with pytest.raises(VideoTooLong):
-        await estimate(sconn, profile="fast", video=VideoParams(1300.0, 640, 360), user_id=None)
+        await estimate(sconn, profile="billing", video=VideoParams(1300.0, 640, 360), user_id=None)
     with pytest.raises(InputError):
         VideoParams(float("nan"), 640, 360)
 
@@ -59,26 +62,26 @@ async def test_video_outside_the_segmenter_limits_is_refused(sconn: asyncpg.Conn
 async def test_component_without_pricing_is_an_error(sconn: asyncpg.Connection) -> None:
     await sconn.execute("DELETE FROM component_pricing WHERE component_name = 'motion'")
     with pytest.raises(ComponentNotFound) as err:
-        await estimate(sconn, profile="fast", video=VIDEO, user_id=None)
+        await estimate(sconn, profile="billing", video=VIDEO, user_id=None)
     assert err.value.details["components"] == ["motion"]
 
 
 async def test_admin_price_change_applies_at_once_and_is_audited(
     sconn: asyncpg.Connection,
 ) -> None:
-    before = await estimate(sconn, profile="fast", video=VIDEO, user_id=None, with_eta=False)
+    before = await estimate(sconn, profile="billing", video=VIDEO, user_id=None, with_eta=False)
     price = (await catalog.get_pricing(sconn, component_names=["motion"]))["motion"]
     from dataclasses import replace
 
     await update_pricing(sconn, price=replace(price, base_cost=Decimal("2.50")),
                          actor="admin@example.com", reason="GPU prices went up")
-    after = await estimate(sconn, profile="fast", video=VIDEO, user_id=None, with_eta=False)
+    after = await estimate(sconn, profile="billing", video=VIDEO, user_id=None, with_eta=False)
     assert after.prices["motion"] > before.prices["motion"]
     assert after.prices["color_stats"] == before.prices["color_stats"]
     audit = await billing_repo.list_audit(sconn, component_name="motion")
     assert audit[0].action == "pricing_update"
-    assert audit[0].before is not None and audit[0].before["base_cost"] == "0.500000"
-    assert audit[0].after["base_cost"] == "2.500000"
+    assert audit[0].before is not None and Decimal(audit[0].before["base_cost"]) == Decimal("0.50")
+    assert Decimal(audit[0].after["base_cost"]) == Decimal("2.50")
     assert audit[0].reason == "GPU prices went up"
     with pytest.raises(InputError):
         await update_pricing(sconn, price=replace(price, resolution_factors={}),

@@ -114,6 +114,15 @@ def test_hash_survives_a_json_round_trip(profile: ProfileConfig) -> None:
     assert config_hash(again) == config_hash(profile)
 
 
+@given(profile=profiles(), seconds=st.floats(1, 1e6))
+def test_timeouts_do_not_change_the_hash(profile: ProfileConfig, seconds: float) -> None:
+    limited = ProfileConfig.parse(
+        {**profile.model_dump(mode="json"), "timeouts": {"component_timeout_s": seconds}}
+    )
+    assert limited.timeouts == {"component_timeout_s": seconds}
+    assert config_hash(limited) == config_hash(profile)
+
+
 def _replace_component(profile: ProfileConfig, index: int, **update: Any) -> ProfileConfig:
     comps = list(profile.components)
     comps[index] = comps[index].model_copy(update=update)

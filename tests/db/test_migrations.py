@@ -22,6 +22,7 @@ EXPECTED_TABLES = {
     "artifacts",
     "render_cache",
     "billing_ledger",
+    "billing_audit",
     "analysis_profiles",
     "profile_components",
     "profile_model_mapping",

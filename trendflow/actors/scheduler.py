@@ -48,6 +48,7 @@ from trendflow.actors.workers import (
     gpu_fraction,
     worker_options,
 )
+from trendflow.billing.ledger import settle_run
 from trendflow.contracts.identity import RunIdentity
 from trendflow.contracts.manifest import (
     ComponentRecord,
@@ -363,25 +364,25 @@ class Scheduler:
 
     async def _tick(self) -> None:
         async with self._db.acquire() as conn:
-            queued = await _peek_queued(conn, limit=4 * self._rt.max_concurrent_runs)
+            queued = await runs_repo.peek_queued(conn, limit=4 * self._rt.max_concurrent_runs)
             get_metrics().set_queue_length(await runs_repo.queue_length(conn))
         sample_gpu_utilization()
         if not queued or len(self._active) >= self._rt.max_concurrent_runs:
             return
-        oldest_age = queued[0][2]
+        oldest_age = queued[0].age_s
         if oldest_age < self._rt.admission_window_s:
             await asyncio.sleep(self._rt.admission_window_s - oldest_age)
             async with self._db.acquire() as conn:
-                queued = await _peek_queued(conn, limit=4 * self._rt.max_concurrent_runs)
+                queued = await runs_repo.peek_queued(conn, limit=4 * self._rt.max_concurrent_runs)
             if not queued:
                 return
         pending: list[PendingRun] = []
         async with self._db.acquire() as conn:
-            for run_id, profile_config, _age in queued:
+            for q in queued:
                 try:
-                    pending.append(await _footprint(conn, run_id, profile_config))
+                    pending.append(await _footprint(conn, q.run_id, q.profile_config))
                 except TrendflowError as exc:
-                    await self._fail_queued(conn, run_id, exc)
+                    await self._fail_queued(conn, q.run_id, exc)
         total = self._total_capacity()
         plan = plan_batches(pending, self._free_capacity(total), total=total)
         by_id = {p.run_id: p for p in pending}
@@ -419,9 +420,11 @@ class Scheduler:
 
     async def _fail_queued(self, conn: Any, run_id: str, error: TrendflowError) -> None:
         with contextlib.suppress(TrendflowError):  # cancelled or claimed meanwhile
-            await runs_repo.set_run_status(
-                conn, run_id=uuid.UUID(run_id), status="error", error=error.to_dict()
-            )
+            async with conn.transaction():
+                await runs_repo.set_run_status(
+                    conn, run_id=uuid.UUID(run_id), status="error", error=error.to_dict()
+                )
+                await settle_run(conn, run_id=uuid.UUID(run_id))
             get_metrics().error(error.code)
             get_metrics().run_finished("error")
 
@@ -436,9 +439,11 @@ class Scheduler:
         async with self._db.acquire() as conn:
             run = await runs_repo.get_run(conn, run_id=uuid.UUID(run_id))
             if run.status in ("queued", "running"):
-                run = await runs_repo.set_run_status(
-                    conn, run_id=run.run_id, status="cancelled", stage="cancelled"
-                )
+                async with conn.transaction():
+                    run = await runs_repo.set_run_status(
+                        conn, run_id=run.run_id, status="cancelled", stage="cancelled"
+                    )
+                    await settle_run(conn, run_id=run.run_id)
                 get_metrics().run_finished("cancelled")
         return run.status
 
@@ -549,7 +554,7 @@ class _RunExecution:
                 finished_at=rec.finished_at,
                 duration_ms=rec.duration_ms,
                 device_used=rec.device_used,
-                error=None if rec.error is None else f"{rec.error.code}: {rec.error.message}",
+                error=None if rec.error is None else rec.error.model_dump(mode="json"),
                 empty_reason=rec.empty_reason,
                 notes=rec.notes,
                 peak_ram_mb=rec.peak_ram_mb,
@@ -972,7 +977,9 @@ class _RunExecution:
             for name, rec in self.manifest.components.items():
                 if rec.status == "pending" or (rec.error and rec.error.code == ABORTED):
                     await self._db_component(name, rec)
-        async with self.s._db.acquire() as conn:
+        # The final status and the billing settlement commit together: a run never ends
+        # with its credits still held.
+        async with self.s._db.acquire() as conn, conn.transaction():
             await runs_repo.set_run_status(
                 conn,
                 run_id=self.run.run_id,
@@ -980,6 +987,7 @@ class _RunExecution:
                 stage=status,
                 error=None if error is None else error.to_dict(),
             )
+            await settle_run(conn, run_id=self.run.run_id)
         return status
 
     async def finish_ok(self) -> str:
@@ -1007,16 +1015,6 @@ def _timeout_overrides(run: runs_repo.Run) -> Mapping[str, Any] | None:
     """A profile's ``timeouts`` overrides (see :func:`.policy.resolve_timeouts`)."""
     overrides = (run.profile_config or {}).get("timeouts")
     return overrides if isinstance(overrides, Mapping) else None
-
-
-async def _peek_queued(conn: Any, *, limit: int) -> list[tuple[str, dict[str, Any], float]]:
-    """The oldest queued runs: ``(run_id, profile_config, age_s)``, FIFO, without locking."""
-    rows = await conn.fetch(
-        "SELECT run_id, profile_config, extract(epoch FROM now() - created_at) AS age "
-        "FROM runs WHERE status = 'queued' ORDER BY created_at, run_id LIMIT $1",
-        limit,
-    )
-    return [(str(r["run_id"]), dict(r["profile_config"]), float(r["age"])) for r in rows]
 
 
 async def _footprint(conn: Any, run_id: str, profile_config: Mapping[str, Any]) -> PendingRun:

@@ -14,13 +14,13 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
-from trendflow.actors.enqueue import enqueue_run, pinned_models, profile_config
+from trendflow.actors.enqueue import pinned_models, profile_config
 from trendflow.actors.sources import upload_source, youtube_source
-from trendflow.api.billing import BillingPort, Estimate, VideoFacts
 from trendflow.api.schemas import (
     ComponentStatusOut,
     EstimateIn,
@@ -32,15 +32,18 @@ from trendflow.api.schemas import (
 )
 from trendflow.api.uploads import load_upload
 from trendflow.api.urls import check_callback_url
-from trendflow.contracts.identity import RunIdentity, parse_youtube_video_id
+from trendflow.billing.admission import create_billed_run
+from trendflow.billing.estimate import Estimate, estimate
+from trendflow.billing.ledger import settle_run
+from trendflow.billing.pricing import VideoParams
+from trendflow.contracts.identity import parse_youtube_video_id
 from trendflow.contracts.profile import ProfileConfig, config_hash, model_signature
 from trendflow.db.repositories import catalog
 from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import profiles as profiles_repo
 from trendflow.db.repositories import runs as runs_repo
-from trendflow.db.repositories import videos as videos_repo
 from trendflow.db.repositories.users import User
-from trendflow.errors import IdempotencyConflict, InputError
+from trendflow.errors import IdempotencyConflict, InputError, InvalidStatusTransition
 from trendflow.pipeline.types import VideoMeta
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
@@ -54,7 +57,7 @@ class ResolvedSource:
     video_id: str
     source: dict[str, Any]
     title: str | None
-    facts: VideoFacts | None  # known for uploads (probed); YouTube needs the client's duration
+    facts: VideoParams | None  # known for uploads (probed); YouTube needs the client's duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +93,8 @@ async def resolve_source(
     from trendflow.storage.keys import upload_key
 
     source = upload_source(upload_key(up.upload_id, up.filename), meta)
-    facts = VideoFacts(duration_s=up.duration_s, width=up.width, height=up.height)
-    return ResolvedSource("youtube", up.video_id, source, up.meta.title or None, facts)
+    facts = VideoParams(duration_s=up.duration_s, width=up.width, height=up.height)
+    return ResolvedSource("upload", up.video_id, source, up.meta.title or None, facts)
 
 
 def _inline_profile(
@@ -160,17 +163,27 @@ async def _cached(
     )
 
 
-def _facts(req: EstimateIn | RunIn, src: ResolvedSource) -> VideoFacts:
+def _video_params(req: EstimateIn | RunIn, src: ResolvedSource) -> VideoParams:
     if src.facts is not None:
         return src.facts
-    duration = getattr(req, "duration_s", None)
-    if duration is None:
+    if req.duration_s is None:
         raise InputError(
-            "duration_s is required to price a YouTube video (the API does not download it)",
+            "duration_s is required with a YouTube URL (the API does not download it to price)",
             field="duration_s",
         )
-    return VideoFacts(duration_s=duration, width=getattr(req, "width", None),
-                      height=getattr(req, "height", None))
+    return VideoParams(duration_s=req.duration_s, width=req.width or 1920,
+                       height=req.height or 1080)
+
+
+def _estimate_out(est: Estimate, available: Decimal, *, cached: bool) -> EstimateOut:
+    return EstimateOut(
+        total=est.total,
+        eta_s=None if est.eta is None else round(est.eta.total_s, 1),
+        components=est.prices,
+        cached=cached,
+        available=available,
+        lines=[c.to_dict() for c in est.components],
+    )
 
 
 async def estimate_run(
@@ -180,50 +193,23 @@ async def estimate_run(
     user: User,
     settings: Settings,
     store: ResultStore,
-    billing: BillingPort,
 ) -> EstimateOut:
     """Price and time of the requested run; nothing is written."""
     src = await resolve_source(req, user=user, store=store)
     prof = await resolve_profile(conn, req, user=user, settings=settings)
     hit = await _cached(conn, src, prof, prof.cache_ttl_days)
-    est = await billing.estimate(
-        conn, user=user, profile=prof.config, video=_facts(req, src), cached=hit is not None
+    est = await estimate(
+        conn, profile=prof.config, video=_video_params(req, src), user_id=user.user_id,
+        settings=settings, reuse=hit is not None,
     )
-    return _estimate_out(est, user, cached=hit is not None)
-
-
-def _estimate_out(est: Estimate, user: User, *, cached: bool) -> EstimateOut:
-    return EstimateOut(
-        total=est.total,
-        eta_s=est.eta_s,
-        components=dict(est.components),
-        cached=cached,
-        available=user.available,
-    )
+    return _estimate_out(est, user.available, cached=hit is not None)
 
 
 def request_fingerprint(src: ResolvedSource, prof: ResolvedProfile, req: RunIn) -> str:
     """What makes two run requests "the same" for an Idempotency-Key replay."""
     parts = [src.platform_id, src.video_id, prof.config_hash, req.callback_url or "",
-             str(req.cache_ttl_days)]
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-async def _replayed(
-    conn: asyncpg.Connection, *, user: User, key: str
-) -> runs_repo.Run | None:
-    row = await conn.fetchrow(
-        "SELECT run_id FROM runs WHERE user_id = $1 AND idempotency_key = $2", user.user_id, key
-    )
-    if row is None:
-        return None
-    return await runs_repo.get_run(conn, run_id=row["run_id"], user_id=user.user_id)
-
-
-def _idempotency_key(key: str | None, fingerprint: str) -> str | None:
-    # The stored key carries the request's fingerprint, so a replay with a different body is
-    # recognised without another column: "<client key>#<fingerprint>".
-    return None if key is None else f"{key}#{fingerprint}"
+             str(req.cache_ttl_days), str(req.duration_s), str(req.max_total)]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
 async def create_run(
@@ -234,27 +220,31 @@ async def create_run(
     idempotency_key: str | None,
     settings: Settings,
     store: ResultStore,
-    billing: BillingPort,
 ) -> tuple[runs_repo.Run, bool, EstimateOut | None]:
     """Create (or replay) a run; returns ``(run, created, estimate)``."""
-    if idempotency_key is not None and not (1 <= len(idempotency_key) <= 128
-                                            and idempotency_key.isprintable()):
-        raise InputError("Idempotency-Key must be 1-128 printable characters",
+    if idempotency_key is not None and not (
+        1 <= len(idempotency_key) <= 128 and idempotency_key.isprintable()
+        and "#" not in idempotency_key
+    ):
+        raise InputError("Idempotency-Key must be 1-128 printable characters without '#'",
                          field="Idempotency-Key")
     src = await resolve_source(req, user=user, store=store)
     prof = await resolve_profile(conn, req, user=user, settings=settings)
+    video = _video_params(req, src)
     if req.callback_url is not None:
         await check_callback_url(
             req.callback_url, allow_loopback=settings.api.webhook_allow_loopback
         )
-    stored_key = _idempotency_key(idempotency_key, request_fingerprint(src, prof, req))
+    # The stored key carries the request's fingerprint ("<client key>#<fingerprint>"), so a
+    # replay with a different body is recognised without another column.
+    stored_key = None
     if idempotency_key is not None:
-        prefix = idempotency_key + "#"
+        stored_key = f"{idempotency_key}#{request_fingerprint(src, prof, req)}"
         earlier = await conn.fetchrow(
-            "SELECT idempotency_key FROM runs WHERE user_id = $1 AND starts_with("
-            "idempotency_key, $2)",
+            "SELECT run_id, idempotency_key FROM runs WHERE user_id = $1 "
+            "AND starts_with(idempotency_key, $2)",
             user.user_id,
-            prefix,
+            idempotency_key + "#",
         )
         if earlier is not None:
             if earlier["idempotency_key"] != stored_key:
@@ -262,107 +252,76 @@ async def create_run(
                     "this Idempotency-Key was used for a different request",
                     idempotency_key=idempotency_key,
                 )
-            run = await _replayed(conn, user=user, key=stored_key)
-            assert run is not None
+            run = await runs_repo.get_run(conn, run_id=earlier["run_id"], user_id=user.user_id)
             return run, False, None
     ttl = req.cache_ttl_days if req.cache_ttl_days is not None else prof.cache_ttl_days
     ttl = min(ttl, settings.api.max_cache_ttl_days)
-    facts = _facts_for_run(src)
     async with conn.transaction():
         if prof.to_save is not None:
             await profiles_repo.save_profile(conn, profile=prof.to_save)
         hit = await _cached(conn, src, prof, ttl)
-        est = None
-        if facts is not None:
-            est = await billing.estimate(
-                conn, user=user, profile=prof.config, video=facts, cached=hit is not None
-            )
-        if hit is not None:
-            run, created = await _reuse(conn, hit, src=src, prof=prof, user=user, req=req,
-                                        idempotency_key=stored_key)
-        else:
-            run, created = await enqueue_run(
-                conn,
-                user_id=user.user_id,
-                profile_id=prof.profile_id,
-                platform_id="youtube",
-                video_id=src.video_id,
-                source=src.source,
-                title=src.title,
-                idempotency_key=stored_key,
-                callback_url=req.callback_url,
-            )
-        if created and est is not None:
-            await billing.reserve(conn, user=user, run_id=run.run_id, estimate=est)
-    return run, created, None if est is None else _estimate_out(est, user, cached=hit is not None)
-
-
-def _facts_for_run(src: ResolvedSource) -> VideoFacts | None:
-    # A YouTube run is priced once the Segmenter knows its duration (billing settles it);
-    # an upload is priced and reserved now.
-    return src.facts
+        billed = await create_billed_run(
+            conn,
+            user_id=user.user_id,
+            profile_id=prof.profile_id,
+            platform_id=src.platform_id,  # type: ignore[arg-type]
+            video_id=src.video_id,
+            source=src.source,
+            video=video,
+            settings=settings,
+            title=src.title,
+            idempotency_key=stored_key,
+            callback_url=req.callback_url,
+            max_total=req.max_total,
+            reuse=hit is not None,
+        )
+        run = billed.run
+        if billed.created and hit is not None:
+            run = await _reuse(conn, run, hit)
+            await settle_run(conn, run_id=run.run_id)
+    est = None
+    if billed.estimate is not None:
+        est = _estimate_out(billed.estimate, user.available - billed.estimate.total,
+                            cached=hit is not None)
+    return run, billed.created, est
 
 
 async def _reuse(
-    conn: asyncpg.Connection,
-    hit: runs_repo.Run,
-    *,
-    src: ResolvedSource,
-    prof: ResolvedProfile,
-    user: User,
-    req: RunIn,
-    idempotency_key: str | None,
-) -> tuple[runs_repo.Run, bool]:
-    """A finished run for this user that points at ``hit``'s artifacts."""
-    identity = RunIdentity.create(
-        platform_id="youtube", video_id=src.video_id, config_hash=prof.config_hash
+    conn: asyncpg.Connection, run: runs_repo.Run, hit: runs_repo.Run
+) -> runs_repo.Run:
+    """Finish the just-queued ``run`` at once by pointing it at ``hit``'s artifacts.
+
+    Runs inside the creation transaction, so the scheduler never sees it queued.
+    """
+    row = await conn.fetchrow(
+        "UPDATE runs SET status = 'ok', stage = 'reused', reused_from_run_id = $2, "
+        "warnings = $3, started_at = now(), finished_at = now(), updated_at = now() "
+        "WHERE run_id = $1 AND status = 'queued' RETURNING run_id",
+        run.run_id,
+        hit.run_id,
+        list(hit.warnings),
     )
-    await videos_repo.upsert_video(conn, platform_id="youtube", video_id=src.video_id,
-                                   title=src.title, source=dict(src.source))
-    now = datetime.now(UTC)
-    run, created = await runs_repo.create_run(
-        conn,
-        run_id=uuid.UUID(identity.run_id),
-        platform_id="youtube",
-        video_id=src.video_id,
-        user_id=user.user_id,
-        profile_id=prof.profile_id,
-        config_hash=prof.config_hash,
-        sampling_policy_version=hit.sampling_policy_version,
-        dataprocessor_version=hit.dataprocessor_version,
-        model_signature=prof.model_signature,
-        model_mapping=hit.model_mapping,
-        profile_config=prof.config.model_dump(mode="json"),
-        source=src.source,
-        status="ok",
-        stage="reused",
-        warnings=list(hit.warnings),
-        reused_from_run_id=hit.run_id,
-        idempotency_key=idempotency_key,
-        callback_url=req.callback_url,
-        started_at=now,
-        finished_at=now,
-    )
-    if created:
-        for comp in await rc_repo.list_run_components(conn, run_id=hit.run_id):
-            await rc_repo.upsert_run_component(
-                conn,
-                run_id=run.run_id,
-                component_name=comp.component_name,
-                status=comp.status,  # type: ignore[arg-type]
-                required=comp.required,
-                schema_version=comp.schema_version,
-                producer_version=comp.producer_version,
-                model=comp.model,
-                started_at=comp.started_at,
-                finished_at=comp.finished_at,
-                duration_ms=comp.duration_ms,
-                device_used=comp.device_used,
-                error=comp.error,
-                empty_reason=comp.empty_reason,
-                notes=["reused from run " + str(hit.run_id)],
-            )
-    return run, created
+    if row is None:
+        raise InvalidStatusTransition(f"run {run.run_id} left the queue before reuse")
+    for comp in await rc_repo.list_run_components(conn, run_id=hit.run_id):
+        await rc_repo.upsert_run_component(
+            conn,
+            run_id=run.run_id,
+            component_name=comp.component_name,
+            status=comp.status,  # type: ignore[arg-type]
+            required=comp.required,
+            schema_version=comp.schema_version,
+            producer_version=comp.producer_version,
+            model=comp.model,
+            started_at=comp.started_at,
+            finished_at=comp.finished_at,
+            duration_ms=comp.duration_ms,
+            device_used=comp.device_used,
+            error=comp.error,
+            empty_reason=comp.empty_reason,
+            notes=[f"reused from run {hit.run_id}"],
+        )
+    return await runs_repo.get_run(conn, run_id=run.run_id)
 
 
 def run_out(run: runs_repo.Run) -> RunOut:

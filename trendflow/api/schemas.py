@@ -303,7 +303,7 @@ class TokenOut(BaseModel):
 
 class TopUpIn(_In):
     amount: Decimal = Field(gt=0, le=Decimal(10) ** 9, decimal_places=6)
-    note: str = Field(default="", max_length=500)
+    note: str = Field(min_length=1, max_length=500, description="why (kept in the ledger)")
 
 
 class HealthOut(BaseModel):

@@ -4,8 +4,9 @@
 
 1. lock the user's row (serialises this user's concurrent requests);
 2. :func:`~trendflow.billing.limits.check_rate_limit` → 429 ``rate_limited``;
-3. :func:`~trendflow.actors.enqueue.enqueue_run` → the queued run (an idempotent repeat returns
-   the earlier run, and nothing is counted, priced or reserved again);
+3. :func:`~trendflow.actors.enqueue.enqueue_run` → the queued run. A repeat of an earlier
+   request (same ``Idempotency-Key``) returns the earlier run before step 2: nothing is counted,
+   priced or reserved again;
 4. :func:`~trendflow.billing.estimate.estimate` on the profile config pinned to the run — the
    same function ``POST /api/estimate`` uses — and, with ``max_total`` (the total the user was
    shown), refuse a higher price with 409 ``price_changed``;
@@ -31,6 +32,7 @@ from trendflow.billing.limits import RateLimits, RateStatus, check_rate_limit
 from trendflow.billing.pricing import VideoParams
 from trendflow.contracts.identity import PlatformId
 from trendflow.contracts.profile import ProfileConfig
+from trendflow.db.repositories import billing as billing_repo
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.db.repositories import users as users_repo
 from trendflow.errors import PriceChanged
@@ -42,7 +44,7 @@ class BilledRun:
     run: runs_repo.Run
     created: bool  # False: an idempotent repeat of an earlier request
     estimate: Estimate | None  # None for a repeat (its reservation was made the first time)
-    rate: RateStatus
+    rate: RateStatus | None  # None for a repeat (it was counted the first time)
 
 
 async def create_billed_run(
@@ -69,6 +71,13 @@ async def create_billed_run(
     check_duration(video, settings)
     async with conn.transaction():
         user = await users_repo.get_user(conn, user_id=user_id, for_update=True)
+        if idempotency_key is not None:
+            earlier = await billing_repo.run_by_idempotency_key(
+                conn, user_id=user_id, idempotency_key=idempotency_key
+            )
+            if earlier is not None:  # a retried request: same answer, counted and paid once
+                run = await runs_repo.get_run(conn, run_id=earlier)
+                return BilledRun(run=run, created=False, estimate=None, rate=None)
         rate = await check_rate_limit(
             conn,
             user_id=user_id,

@@ -107,13 +107,13 @@ def timeline_frames(duration_s: float, fps: float) -> int:
     return int(round(duration_s * fps))
 
 
-def units_for(price: ComponentPrice, video: VideoParams, timeline_fps: float) -> Decimal:
-    """How many of ``price.unit`` this component processes for ``video``."""
+def units_for(price: ComponentPrice, duration_s: float, timeline_fps: float) -> Decimal:
+    """How many of ``price.unit`` this component processes for a video of ``duration_s``."""
     match price.unit:
         case "run":
             return Decimal(1)
         case "audio_second":
-            return Decimal(str(video.duration_s))
+            return Decimal(str(duration_s))
         case "frame":
             cls = get_component(price.component_name)
             if cls.SAMPLING is None:
@@ -122,7 +122,7 @@ def units_for(price: ComponentPrice, video: VideoParams, timeline_fps: float) ->
                     "pricing unit to 'audio_second' or 'run'",
                     component=price.component_name,
                 )
-            n = timeline_frames(video.duration_s, timeline_fps)
+            n = timeline_frames(duration_s, timeline_fps)
             return Decimal(len(cls.SAMPLING.indices(n, timeline_fps)))
     raise ConfigError(
         f"pricing of {price.component_name}: unknown unit {price.unit!r}; one of {UNITS}",
@@ -197,7 +197,7 @@ def _tiers(params: dict[str, Any], where: str) -> list[tuple[Decimal, Decimal]]:
 
 def quote(price: ComponentPrice, video: VideoParams, timeline_fps: float) -> ComponentQuote:
     """Price one component for one video (the formula in the module docstring)."""
-    units = units_for(price, video, timeline_fps)
+    units = units_for(price, video.duration_s, timeline_fps)
     cpu_s = units * price.cpu_s_per_unit
     gpu_s = units * price.gpu_s_per_unit
     rf = resolution_factor(price, video)

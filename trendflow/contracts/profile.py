@@ -124,11 +124,14 @@ class RenderSettings(BaseModel):
 
     ``llm`` needs a ``prompt_version``; ``llm_model`` pins the gateway's model (None: the model
     configured on the gateway, recorded in the render cache key). ``template`` takes neither.
+    ``render_profile_id`` names the render profile (tone, length) and is part of the render
+    cache key.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     engine: Literal["template", "llm"]
+    render_profile_id: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     locale: str = "en"
     prompt_version: str | None = None
     llm_model: str | None = None
@@ -159,6 +162,9 @@ class ProfileConfig(BaseModel):
     components: tuple[ComponentConfig, ...]
     sampling: SamplingPolicy = SamplingPolicy()
     render: RenderSettings
+    # Execution limits (seconds; see trendflow.actors.policy.resolve_timeouts). They decide how
+    # long a run may take, not what it computes, so they are not part of config_hash.
+    timeouts: dict[str, float] = {}
 
     @model_validator(mode="after")
     def _unique_enabled(self) -> Self:

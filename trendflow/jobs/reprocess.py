@@ -26,6 +26,7 @@ import asyncpg
 
 from trendflow.actors.enqueue import enqueue_run
 from trendflow.db.pool import open_database
+from trendflow.db.repositories import runs as runs_repo
 from trendflow.db.repositories import users as users_repo
 from trendflow.errors import InputError, TrendflowError, UserNotFound
 from trendflow.settings import Settings, get_settings
@@ -59,17 +60,7 @@ async def select_videos(
     until: datetime | None,
 ) -> list[Candidate]:
     """Each selected video once, with the source and profile of its latest run."""
-    rows = await conn.fetch(
-        """
-        SELECT DISTINCT ON (platform_id, video_id)
-               platform_id, video_id, profile_id, source, created_at
-        FROM runs
-        WHERE ($1::text[] IS NULL OR video_id = ANY($1::text[]))
-          AND source <> '{}'::jsonb
-        ORDER BY platform_id, video_id, created_at DESC
-        """,
-        list(video_ids) if video_ids else None,
-    )
+    rows = await runs_repo.latest_run_per_video(conn, video_ids=video_ids)
     out = []
     for r in rows:
         if only_profile and r["profile_id"] != only_profile:

@@ -15,9 +15,10 @@ flow:
 
 A failed **required** component fails the run at once (fail fast): components that had not
 finished are marked ``error`` with code ``run_aborted``. A failed **optional** component leaves a
-warning and the run ``ok``. Segmenter errors (``video_too_short`` …) end the run as ``error``
-with that code. :func:`run_local` records these failures in the manifest and returns it; it
-raises only for an invalid profile (before anything is written) or when the store itself fails.
+warning and the run ``ok``. Segmenter errors (``video_too_short`` …, also when decoding fails
+part-way) end the run as ``error`` with that code. :func:`run_local` records these failures in
+the manifest and returns it; it raises only for an invalid profile (before anything is written)
+or when the store itself fails.
 
 Per component the manifest records ``duration_ms`` = the component's own work (setup, every
 map, reduce, encoding — not the decode it shares with others), ``device_used = "cpu"`` and
@@ -31,6 +32,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,7 +49,12 @@ from trendflow.contracts.manifest import (
 )
 from trendflow.contracts.profile import ModelRef, ProfileConfig
 from trendflow.errors import ComponentError, InvalidProfile, StorageError, TrendflowError
-from trendflow.pipeline.components.base import Component, Input, select_chunk
+from trendflow.pipeline.components.base import (
+    Component,
+    ComponentContext,
+    Input,
+    select_chunk,
+)
 from trendflow.pipeline.components.registry import get_component
 from trendflow.pipeline.execution import (
     ComponentTiming,
@@ -115,8 +122,8 @@ class _Live:
     """One component while the run executes it."""
 
     planned: PlannedComponent
-    started_at: Any = None
-    ctx: Any = None
+    started_at: datetime | None = None
+    ctx: ComponentContext | None = None
     partials: list[Any] = field(default_factory=list)
     busy_s: float = 0.0
     peak_rss: int = 0
@@ -220,6 +227,7 @@ class _Run:
         except Exception as exc:  # a component bug is recorded, not raised: the contract
             await self.fail(live, exc)
             return
+        assert live.started_at is not None  # set by begin()
         record_done(
             self.manifest, cls.NAME, result, artifact,
             ComponentTiming(live.started_at, utc_now()),
@@ -277,7 +285,12 @@ async def run_local(
             return await _end(run, ErrorInfo(code=exc.code, message=exc.message))
         run.manifest.video = VideoSection.from_info(prepared.info)
         await run.save()
-        await _run_layers(run, segmenter, prepared, layers)
+        try:
+            await _run_layers(run, segmenter, prepared, layers)
+        except StorageError:
+            raise
+        except TrendflowError as exc:  # decoding or audio extraction failed part-way
+            return await _end(run, ErrorInfo(code=exc.code, message=exc.message))
         if run.failed_required is None:
             return await _end(run, None)
         failed = run.record(run.failed_required).error
@@ -378,11 +391,14 @@ async def _setup(
 async def _decode_and_map(
     run: _Run, segmenter: Segmenter, prepared: PreparedVideo, framed: list[_Live]
 ) -> None:
+    indices = {}
+    for live in framed:
+        assert live.ctx is not None and live.ctx.frame_indices is not None  # set by _setup
+        indices[live.planned.name] = live.ctx.frame_indices
     active = list(framed)
-    union = union_indices(live.ctx.frame_indices for live in framed)
-    for chunk in segmenter.iter_chunks(prepared, union):
+    for chunk in segmenter.iter_chunks(prepared, union_indices(indices.values())):
         for live in list(active):
-            mine = select_chunk(chunk, live.ctx.frame_indices)
+            mine = select_chunk(chunk, indices[live.planned.name])
             if not len(mine.frame_indices):
                 continue
             try:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from trendflow.settings import get_settings
 from trendflow.triton.build import MODELS, build_all
+from trendflow.triton.byo import register_add_image_model
 from trendflow.triton.server import read_server, server_ready, start_server, stop_server
 
 
@@ -80,3 +81,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="only this model (repeatable)")
     build.add_argument("--force", action="store_true", help="rebuild even when up to date")
     build.set_defaults(func=_build)
+    register_add_image_model(msub)

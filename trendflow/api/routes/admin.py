@@ -20,6 +20,7 @@ from trendflow.api.schemas import (
     UserIn,
     UserOut,
 )
+from trendflow.billing import ledger
 from trendflow.contracts.profile import ModelRef
 from trendflow.db.repositories import catalog
 from trendflow.db.repositories import profiles as profiles_repo
@@ -67,13 +68,13 @@ async def revoke_token(user_id: uuid.UUID, token_id: uuid.UUID, _: AdminUser, co
 
 
 @router.post("/users/{user_id}/topups", response_model=UserOut)
-async def top_up(
-    user_id: uuid.UUID, body: TopUpIn, _: AdminUser, conn: Conn, ctx: Context
-) -> UserOut:
+async def top_up(user_id: uuid.UUID, body: TopUpIn, admin: AdminUser, conn: Conn) -> UserOut:
     """Add credits (1 RUB = 1 credit); recorded in the user's ledger."""
     async with conn.transaction():
-        user = await ctx.billing.top_up(conn, user_id=user_id, amount=body.amount, note=body.note)
-    return _user_out(user)
+        await users_repo.get_user(conn, user_id=user_id, for_update=True)
+        await ledger.top_up(conn, user_id=user_id, amount=body.amount, reason=body.note,
+                            actor=admin.email)
+    return _user_out(await users_repo.get_user(conn, user_id=user_id))
 
 
 class PriceIn(BaseModel):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from trendflow.api.deps import Conn, CurrentUser, SettingsDep
 from trendflow.api.schemas import LedgerEntryOut, MeOut
 from trendflow.api.webhooks import user_secret
+from trendflow.billing import ledger
 
 router = APIRouter(prefix="/api", tags=["account"])
 
@@ -18,15 +19,10 @@ async def me(
     user: CurrentUser,
     conn: Conn,
     settings: SettingsDep,
-    ledger_limit: Annotated[int, Query(ge=0, le=500)] = 50,
+    ledger_limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> MeOut:
-    rows = await conn.fetch(
-        "SELECT kind, amount, balance_after, reserved_after, run_id, component_name, note, "
-        "created_at FROM billing_ledger WHERE user_id = $1 "
-        "ORDER BY created_at DESC, entry_id DESC LIMIT $2",
-        user.user_id,
-        ledger_limit,
-    )
+    page = await ledger.get_ledger(conn, user_id=user.user_id, limit=ledger_limit)
+    balance = await ledger.get_balance(conn, user_id=user.user_id)
     secret = user_secret(settings, user.user_id) if settings.api.webhook_key else None
     return MeOut(
         user_id=user.user_id,
@@ -34,9 +30,12 @@ async def me(
         display_name=user.display_name,
         role=user.role,
         subscription=user.subscription,
-        balance=user.balance,
-        reserved=user.reserved,
-        available=user.available,
+        balance=balance.balance,
+        reserved=balance.reserved,
+        available=balance.available,
         webhook_secret=secret,
-        ledger=[LedgerEntryOut(**dict(r)) for r in rows],
+        ledger=[
+            LedgerEntryOut(**{f: getattr(e, f) for f in LedgerEntryOut.model_fields})
+            for e in page.entries
+        ],
     )

@@ -229,6 +229,18 @@ async def runs_since(
     return [r["created_at"] for r in rows]
 
 
+async def run_by_idempotency_key(
+    conn: asyncpg.Connection, *, user_id: uuid.UUID, idempotency_key: str
+) -> uuid.UUID | None:
+    """The user's run created with ``idempotency_key``, if any."""
+    value: uuid.UUID | None = await conn.fetchval(
+        "SELECT run_id FROM runs WHERE user_id = $1 AND idempotency_key = $2",
+        user_id,
+        idempotency_key,
+    )
+    return value
+
+
 async def db_now(conn: asyncpg.Connection) -> datetime:
     """The database's wall clock (rate-limit windows are measured on it)."""
     value: datetime = await conn.fetchval("SELECT clock_timestamp()")
@@ -327,6 +339,7 @@ __all__ = [
     "move",
     "run_component_outcomes",
     "run_hold_totals",
+    "run_by_idempotency_key",
     "run_holds",
     "runs_since",
 ]

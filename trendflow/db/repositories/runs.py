@@ -8,7 +8,7 @@ starts. Anything else raises :class:`InvalidStatusTransition`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -28,6 +28,15 @@ _TRANSITIONS: dict[str, frozenset[str]] = {
     "error": frozenset(),
     "cancelled": frozenset(),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedRun:
+    """A queued run as the planner sees it before claiming: id, profile, seconds waited."""
+
+    run_id: str
+    profile_config: dict[str, Any]
+    age_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +280,36 @@ async def requeue_interrupted(conn: asyncpg.Connection, *, worker_id: str | None
         worker_id,
     )
     return int(status.rsplit(" ", 1)[1])
+
+
+async def peek_queued(conn: asyncpg.Connection, *, limit: int) -> list[QueuedRun]:
+    """The oldest queued runs, FIFO, without locking them (for planning before the claim)."""
+    rows = await conn.fetch(
+        "SELECT run_id, profile_config, extract(epoch FROM now() - created_at) AS age "
+        "FROM runs WHERE status = 'queued' ORDER BY created_at, run_id LIMIT $1",
+        limit,
+    )
+    return [
+        QueuedRun(str(r["run_id"]), dict(r["profile_config"]), float(r["age"])) for r in rows
+    ]
+
+
+async def latest_run_per_video(
+    conn: asyncpg.Connection, *, video_ids: Sequence[str] | None = None
+) -> list[asyncpg.Record]:
+    """For each video (all, or those in ``video_ids``) with a known source, its newest run:
+    ``platform_id, video_id, profile_id, source, created_at``."""
+    return await conn.fetch(
+        """
+        SELECT DISTINCT ON (platform_id, video_id)
+               platform_id, video_id, profile_id, source, created_at
+        FROM runs
+        WHERE ($1::text[] IS NULL OR video_id = ANY($1::text[]))
+          AND source <> '{}'::jsonb
+        ORDER BY platform_id, video_id, created_at DESC
+        """,
+        list(video_ids) if video_ids else None,
+    )
 
 
 async def queue_length(conn: asyncpg.Connection) -> int:

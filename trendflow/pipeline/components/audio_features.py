@@ -85,14 +85,14 @@ class AudioFeatures(Component):
     """Rhythm, spectral and silence statistics of the 16 kHz track (see the module docstring).
 
     ``RESOURCES`` were measured by ``benchmarks/bench_components.py``: one core; peak RSS growth
-    72 MB analysing 60 s of audio plus 6.9 MB per further minute (measured at 240 s),
-    extrapolated to the 20-minute maximum (~203 MB) and rounded up to 16 MB.
+    73 MB analysing 60 s of audio plus 6.0 MB per further minute (measured at 240 s),
+    extrapolated to the 20-minute maximum (~187 MB) and rounded up to 16 MB.
     """
 
     NAME: ClassVar[str] = "audio_features"
     SCHEMA_VERSION: ClassVar[int] = 1
     PRODUCER_VERSION: ClassVar[str] = "1.0.0"
-    RESOURCES: ClassVar[Resources] = Resources(cpus=1.0, memory_mb=208)
+    RESOURCES: ClassVar[Resources] = Resources(cpus=1.0, memory_mb=192)
     TIER: ClassVar[int] = 0
     INPUTS: ClassVar[frozenset[Input]] = frozenset({Input.AUDIO})
     DESCRIPTION: ClassVar[str] = (

@@ -38,7 +38,7 @@ from trendflow.pipeline.components.base import (
 )
 from trendflow.pipeline.sampling import Sampling
 
-WORK_HEIGHT = 90
+WORK_HEIGHT = 72
 STATIC_THRESHOLD = 0.02
 """``motion_magnitude`` below this (frame heights/s) counts as a static frame."""
 
@@ -76,7 +76,7 @@ class Motion(Component):
     """Optical-flow motion per analysis frame with a camera/object split (module docstring).
 
     ``RESOURCES`` were measured by ``benchmarks/bench_components.py`` on a 60 s 1080p clip: one
-    core; memory = peak RSS growth (3.3 MB) rounded up to 16 MB with a 64 MB floor. The chunk's
+    core; memory = peak RSS growth (3.4 MB) rounded up to 16 MB with a 64 MB floor. The chunk's
     frames are not counted: the runtime hands them over zero-copy from the object store.
     """
 

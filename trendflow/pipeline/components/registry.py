@@ -23,6 +23,13 @@ _CATALOG: dict[str, str] = {
     "motion": "motion:Motion",
     "loudness": "loudness:Loudness",
     "audio_features": "audio_features:AudioFeatures",
+    "text_embeddings": "text_embeddings:TextEmbeddings",
+    "faces": "faces:Faces",
+    "face_emotion": "face_emotion:FaceEmotion",
+    "ocr_text": "ocr_text:OcrText",
+    "speech_activity": "speech_activity:SpeechActivity",
+    "transcript": "transcript:Transcript",
+    "image_embeddings": "image_embeddings:ImageEmbeddings",
 }
 
 

@@ -1,0 +1,130 @@
+"""Bad input: a clear 4xx with a stable code; nothing created, no credits moved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.api.test_routes import balance, count_runs, profile, upload, uploaded  # noqa: F401
+from tests.fixtures.api import ApiHarness, api_settings
+from trendflow.media import synth
+
+
+async def _unchanged(api: ApiHarness, call: Any) -> Any:
+    before = (await balance(api, "alice"), await count_runs(api))
+    r = await call()
+    assert (await balance(api, "alice"), await count_runs(api)) == before
+    return r
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [({}, "unauthorized"), ({"Authorization": "Bearer tf_nope"}, "unauthorized"),
+     ({"Authorization": "Basic abc"}, "unauthorized")],
+)
+async def test_missing_or_invalid_token(api: ApiHarness, headers: dict[str, str],
+                                        code: str) -> None:
+    r = await api.client.get("/api/runs", headers=headers)
+    assert r.status_code == 401 and r.json()["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"youtube_url": "https://vimeo.com/12345", "profile_id": "alice-fast",
+          "duration_s": 30}, 400, "invalid_video_url"),
+        ({"youtube_url": "http://10.0.0.5/watch?v=dQw4w9WgXcQ", "profile_id": "alice-fast",
+          "duration_s": 30}, 400, "invalid_video_url"),
+        ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "no-such",
+          "duration_s": 30}, 404, "profile_not_found"),
+        ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "../etc",
+          "duration_s": 30}, 400, "invalid_input"),
+        ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "duration_s": 30,
+          "profile": {"components": [{"name": "telepathy"}]}}, 404, "component_not_found"),
+        ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "alice-fast",
+          "duration_s": 2}, 422, "video_too_short"),
+        ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "alice-fast",
+          "duration_s": 3600}, 422, "video_too_long"),
+        ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "alice-fast",
+          "duration_s": 30, "cache_ttl_days": -1}, 400, "invalid_input"),
+        ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "alice-fast",
+          "duration_s": 30, "cache_ttl_days": 10**9}, 400, "invalid_input"),
+        ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "alice-fast",
+          "duration_s": 30, "callback_url": "http://169.254.169.254/hook"},
+         400, "invalid_callback_url"),
+        ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "alice-fast",
+          "duration_s": 30, "callback_url": "file:///etc/passwd"}, 400, "invalid_callback_url"),
+        ({"upload_id": "../../etc/passwd", "profile_id": "alice-fast"}, 400, "invalid_input"),
+    ],
+)
+async def test_run_request_refused(api: ApiHarness, profile: str,  # noqa: F811
+                                   body: dict[str, Any], status: int, code: str) -> None:
+    r = await _unchanged(api, lambda: api.client.post("/api/runs", json=body,
+                                                      headers=api["alice"].headers))
+    assert (r.status_code, r.json()["code"]) == (status, code), r.text
+    assert r.json()["message"]
+
+
+async def test_malformed_json(api: ApiHarness) -> None:
+    r = await _unchanged(api, lambda: api.client.post(
+        "/api/runs", content=b"{not json", headers={**api["alice"].headers,
+                                                     "Content-Type": "application/json"}))
+    assert r.status_code == 400 and r.json()["code"] == "malformed_json"
+
+
+async def test_path_like_run_id(api: ApiHarness) -> None:
+    r = await api.client.get("/api/runs/..%2F..%2Fetc/status", headers=api["alice"].headers)
+    assert r.status_code in (400, 404) and r.json()["code"] in ("invalid_input", "not_found")
+    r = await api.client.get("/api/runs/not-a-uuid/status", headers=api["alice"].headers)
+    assert r.status_code == 400 and r.json()["code"] == "invalid_input"
+
+
+async def test_insufficient_credits_creates_nothing(api: ApiHarness, scene_cuts_clip: synth.Clip,
+                                                    ) -> None:
+    body = {"profile_id": "broke-p", "name": "p", "components": [{"name": "shot_detection"}]}
+    await api.client.put("/api/profiles/broke-p", json=body, headers=api["broke"].headers)
+    up = (await upload(api, "broke", scene_cuts_clip.path)).json()
+    n = await count_runs(api)
+    r = await api.client.post("/api/runs", json={"upload_id": up["upload_id"],
+                                                 "profile_id": "broke-p"},
+                              headers=api["broke"].headers)
+    assert r.status_code == 402 and r.json()["code"] == "insufficient_credits"
+    assert await count_runs(api) == n
+
+
+@pytest.mark.parametrize(
+    ("clip", "status", "code"),
+    [("random_bytes", 415, "unsupported_media"), ("image", 415, "unsupported_media"),
+     ("audio_only", 415, "unsupported_media"), ("3s", 422, "video_too_short")],
+)
+async def test_upload_refused_and_nothing_stored(api: ApiHarness, media: Any, clip: str,
+                                                 status: int, code: str) -> None:
+    r = await upload(api, "alice", media.path(clip))
+    assert (r.status_code, r.json()["code"]) == (status, code), r.text
+    assert await api.ctx.store.list("uploads/") == []
+
+
+async def test_upload_bad_metadata(api: ApiHarness, scene_cuts_clip: synth.Clip) -> None:
+    r = await upload(api, "alice", scene_cuts_clip.path, {"title": "x", "colour": "red"})
+    assert r.status_code == 400 and r.json()["code"] == "invalid_input"
+    assert await api.ctx.store.list("uploads/") == []
+
+
+async def test_oversize_upload(api: ApiHarness, tmp_path: Path) -> None:
+    api.ctx.settings = api_settings(tmp_path, api.ctx.db.url, max_upload_mb=1)
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * (2 << 20))
+    r = await upload(api, "alice", big)
+    assert r.status_code == 413 and r.json()["code"] == "upload_too_large"
+    assert await api.ctx.store.list("uploads/") == []
+
+
+async def test_sync_endpoint_off_by_default(api: ApiHarness) -> None:
+    r = await api.client.post("/process/sync", json={}, headers=api["alice"].headers)
+    assert r.status_code in (400, 404)
+    r = await api.client.post("/process/sync", headers=api["alice"].headers,
+                              json={"youtube_url": "https://youtu.be/dQw4w9WgXcQ",
+                                    "profile_id": "alice-fast", "duration_s": 30})
+    assert r.status_code == 404 and r.json()["code"] == "endpoint_disabled"

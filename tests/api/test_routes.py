@@ -1,0 +1,229 @@
+"""The HTTP API in-process on the real PostgreSQL and a LocalStore: what a client sees."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fixtures.api import ApiHarness
+from trendflow.contracts.identity import upload_video_id
+from trendflow.media import synth
+
+YT = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+
+
+async def upload(api: ApiHarness, who: str, path: Path, meta: dict[str, Any] | None = None
+                 ) -> httpx.Response:
+    headers = {**api[who].headers, "X-Filename": path.name}
+    if meta is not None:
+        headers["X-Upload-Meta"] = json.dumps(meta)
+    return await api.client.post("/api/uploads", content=path.read_bytes(), headers=headers)
+
+
+async def balance(api: ApiHarness, who: str) -> tuple[Decimal, Decimal, int]:
+    me = (await api.client.get("/api/me", headers=api[who].headers)).json()
+    return Decimal(me["balance"]), Decimal(me["reserved"]), len(me["ledger"])
+
+
+async def count_runs(api: ApiHarness) -> int:
+    async with api.ctx.db.acquire() as conn:
+        return int(await conn.fetchval("SELECT count(*) FROM runs"))
+
+
+FAST = ["metadata_features", "shot_detection", "color_stats", "motion", "loudness",
+        "audio_features"]
+
+
+@pytest.fixture
+async def profile(api: ApiHarness) -> str:
+    """Alice's copy of the built-in ``fast`` components (template render)."""
+    body = {"profile_id": "alice-fast", "name": "fast", "components": [{"name": n} for n in FAST]}
+    r = await api.client.put("/api/profiles/alice-fast", json=body, headers=api["alice"].headers)
+    assert r.status_code == 200, r.text
+    return "alice-fast"
+
+
+@pytest.fixture
+async def uploaded(api: ApiHarness, scene_cuts_clip: synth.Clip, profile: str) -> dict[str, Any]:
+    r = await upload(api, "alice", scene_cuts_clip.path, {"title": "Cuts", "tags": ["a", "b"]})
+    assert r.status_code == 201, r.text
+    return {**r.json(), "profile": profile}
+
+
+async def test_upload_is_probed_and_stored(api: ApiHarness, uploaded: dict[str, Any],
+                                           scene_cuts_clip: synth.Clip) -> None:
+    assert uploaded["video_id"] == upload_video_id(scene_cuts_clip.path)
+    assert uploaded["duration_s"] == pytest.approx(scene_cuts_clip.duration_s, abs=0.2)
+    assert (uploaded["width"], uploaded["height"]) == (192, 108)
+    assert uploaded["meta"]["tags"] == ["a", "b"]
+    keys = await api.ctx.store.list(f"uploads/{uploaded['upload_id']}/")
+    assert len(keys) == 2  # the file and its record
+
+
+async def test_estimate_then_run_reserves_credits_and_lists(
+    api: ApiHarness, uploaded: dict[str, Any]
+) -> None:
+    body = {"upload_id": uploaded["upload_id"], "profile_id": uploaded["profile"]}
+    est = await api.client.post("/api/estimate", json=body, headers=api["alice"].headers)
+    assert est.status_code == 200, est.text
+    total = Decimal(est.json()["total"])
+    assert total > 0 and set(est.json()["components"]) >= {"shot_detection", "loudness"}
+    before = await balance(api, "alice")
+
+    r = await api.client.post("/api/runs", json=body, headers=api["alice"].headers)
+    assert r.status_code == 201, r.text
+    run = r.json()
+    assert run["status"] == "queued" and run["created"] is True
+    bal, reserved, _ = await balance(api, "alice")
+    assert bal == before[0] and reserved == before[1] + total
+
+    status = await api.client.get(f"/api/runs/{run['run_id']}/status",
+                                  headers=api["alice"].headers)
+    assert status.status_code == 200
+    comps = {c["name"]: c["status"] for c in status.json()["components"]}
+    assert set(comps) == set(est.json()["components"]) and set(comps.values()) == {"pending"}
+
+    page = await api.client.get("/api/runs?limit=10", headers=api["alice"].headers)
+    assert [i["run_id"] for i in page.json()["items"]] == [run["run_id"]]
+    # no results yet
+    res = await api.client.get(f"/api/runs/{run['run_id']}", headers=api["alice"].headers)
+    assert res.status_code == 409 and res.json()["code"] == "run_not_ready"
+
+
+async def test_idempotency_key_replay_and_conflict(api: ApiHarness,
+                                                   uploaded: dict[str, Any]) -> None:
+    body = {"upload_id": uploaded["upload_id"], "profile_id": uploaded["profile"]}
+    h = {**api["alice"].headers, "Idempotency-Key": "k-1"}
+    first = await api.client.post("/api/runs", json=body, headers=h)
+    again = await api.client.post("/api/runs", json=body, headers=h)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["run_id"] == first.json()["run_id"] and again.json()["created"] is False
+    snapshot = (await balance(api, "alice"), await count_runs(api))
+    other = await api.client.post("/api/runs", json={**body, "cache_ttl_days": 0}, headers=h)
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
+    assert (await balance(api, "alice"), await count_runs(api)) == snapshot
+
+
+async def test_cancel_queued_run_releases_nothing_twice(api: ApiHarness,
+                                                        uploaded: dict[str, Any]) -> None:
+    body = {"upload_id": uploaded["upload_id"], "profile_id": uploaded["profile"]}
+    run = (await api.client.post("/api/runs", json=body, headers=api["alice"].headers)).json()
+    r = await api.client.post(f"/api/runs/{run['run_id']}/cancel", headers=api["alice"].headers)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+
+async def test_cache_hit_reuses_artifacts_instantly(api: ApiHarness,
+                                                    uploaded: dict[str, Any]) -> None:
+    body = {"upload_id": uploaded["upload_id"], "profile_id": uploaded["profile"]}
+    first = (await api.client.post("/api/runs", json=body, headers=api["alice"].headers)).json()
+    async with api.ctx.db.acquire() as conn:  # as the scheduler leaves a finished run
+        await conn.execute("UPDATE runs SET status='ok', finished_at=now() WHERE run_id=$1",
+                           uuid.UUID(first["run_id"]))
+        await conn.execute("UPDATE run_components SET status='ok' WHERE run_id=$1",
+                           uuid.UUID(first["run_id"]))
+    r = await api.client.post("/api/runs", json=body, headers=api["alice"].headers)
+    assert r.status_code == 201, r.text
+    reused = r.json()
+    assert reused["status"] == "ok" and reused["reused_from_run_id"] == first["run_id"]
+    st = (await api.client.get(f"/api/runs/{reused['run_id']}/status",
+                               headers=api["alice"].headers)).json()
+    assert st["progress"] == 1.0 and {c["status"] for c in st["components"]} == {"ok"}
+    # ttl 0 disables the cache
+    fresh = await api.client.post("/api/runs", json={**body, "cache_ttl_days": 0},
+                                  headers=api["alice"].headers)
+    assert fresh.json()["status"] == "queued"
+
+
+async def test_profiles_crud_builtins_read_only(api: ApiHarness) -> None:
+    mine = {"profile_id": "alice-cuts", "name": "cuts only",
+            "components": [{"name": "shot_detection"}]}
+    r = await api.client.put("/api/profiles/alice-cuts", json=mine, headers=api["alice"].headers)
+    assert r.status_code == 200, r.text and r.json()["owned"] is True
+    ids = {p["profile_id"] for p in (await api.client.get(
+        "/api/profiles", headers=api["alice"].headers)).json()}
+    assert {"fast", "full", "alice-cuts"} <= ids
+    bob_ids = {p["profile_id"] for p in (await api.client.get(
+        "/api/profiles", headers=api["bob"].headers)).json()}
+    assert "alice-cuts" not in bob_ids
+    assert (await api.client.get("/api/profiles/alice-cuts",
+                                 headers=api["bob"].headers)).status_code == 404
+    steal = await api.client.put("/api/profiles/alice-cuts", json=mine,
+                                 headers=api["bob"].headers)
+    assert steal.status_code == 403
+    builtin = await api.client.put("/api/profiles/fast", json={**mine, "profile_id": "fast"},
+                                   headers=api["alice"].headers)
+    assert builtin.status_code == 403 and "read-only" in builtin.json()["message"]
+    assert (await api.client.delete("/api/profiles/fast",
+                                    headers=api["alice"].headers)).status_code == 403
+    d = await api.client.delete("/api/profiles/alice-cuts", headers=api["alice"].headers)
+    assert d.status_code == 204
+
+
+async def test_other_users_cannot_reach_runs_uploads_ledger(
+    api: ApiHarness, uploaded: dict[str, Any]
+) -> None:
+    body = {"upload_id": uploaded["upload_id"], "profile_id": uploaded["profile"]}
+    run = (await api.client.post("/api/runs", json=body, headers=api["alice"].headers)).json()
+    rid = run["run_id"]
+    bob = api["bob"].headers
+    for method, url in [
+        ("GET", f"/api/runs/{rid}"),
+        ("GET", f"/api/runs/{rid}/status"),
+        ("GET", f"/api/runs/{rid}/components/shot_detection"),
+        ("GET", f"/api/runs/{rid}/components/shot_detection.npz"),
+        ("POST", f"/api/runs/{rid}/cancel"),
+    ]:
+        r = await api.client.request(method, url, headers=bob)
+        assert r.status_code == 404 and r.json()["code"] == "run_not_found", (url, r.text)
+    assert (await api.client.get("/api/runs", headers=bob)).json()["items"] == []
+    r = await api.client.post("/api/runs", json=body, headers=bob)
+    assert r.status_code == 404 and r.json()["code"] == "upload_not_found"
+    r = await api.client.post("/api/estimate", json=body, headers=bob)
+    assert r.status_code == 404 and r.json()["code"] == "upload_not_found"
+    bob_me = (await api.client.get("/api/me", headers=bob)).json()
+    assert all(e["run_id"] != rid for e in bob_me["ledger"])
+    # admin routes are admins' only
+    assert (await api.client.get("/api/admin/users", headers=bob)).status_code == 403
+
+
+async def test_admin_creates_user_token_and_tops_up(api: ApiHarness) -> None:
+    adm = api["admin"].headers
+    u = await api.client.post("/api/admin/users", json={"email": "carol@example.com"},
+                              headers=adm)
+    assert u.status_code == 201, u.text
+    uid = u.json()["user_id"]
+    t = await api.client.post(f"/api/admin/users/{uid}/tokens", json={"name": "cli"},
+                              headers=adm)
+    token = t.json()["token"]
+    top = await api.client.post(f"/api/admin/users/{uid}/topups",
+                                json={"amount": "12.5", "note": "welcome"}, headers=adm)
+    assert top.status_code == 200 and Decimal(top.json()["balance"]) == Decimal("12.5")
+    me = (await api.client.get("/api/me", headers={"Authorization": f"Bearer {token}"})).json()
+    assert me["email"] == "carol@example.com" and me["ledger"][0]["kind"] == "topup"
+    revoke = await api.client.delete(f"/api/admin/users/{uid}/tokens/{t.json()['token_id']}",
+                                     headers=adm)
+    assert revoke.status_code == 204
+    r = await api.client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401
+    res = await api.client.get("/api/admin/resources", headers=adm)
+    assert "shot_detection" in res.json()
+
+
+async def test_health_reports_each_dependency(api: ApiHarness) -> None:
+    r = await api.client.get("/health")
+    checks = r.json()["checks"]
+    assert set(checks) == {"database", "store", "scheduler", "triton"}
+    assert checks["database"]["ok"] and checks["store"]["ok"]
+    assert not checks["scheduler"]["ok"]  # none connected in-process
+    assert r.status_code == 503 and r.json()["status"] == "degraded"
+    assert (await api.client.get("/health/live")).json() == {"status": "ok"}
+    m = await api.client.get("/metrics")
+    assert m.status_code == 200 and b"trendflow_runs_total" in m.content
+
+

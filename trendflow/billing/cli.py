@@ -1,0 +1,127 @@
+"""``trendflow billing …``: audit the books, top up, estimate, show prices.
+
+- ``billing audit``: check the ledger invariants (docs/billing.md); one line per problem, exit 1
+  if there is any;
+- ``billing topup --email E --amount N --reason R [--actor A]``: add credits (ledger ``topup``);
+- ``billing balance --email E``: balance, reserved and available credits;
+- ``billing estimate --profile P --duration S --width W --height H``: price a run (JSON);
+- ``billing prices``: the current ``component_pricing`` rows (JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from trendflow.errors import InputError
+from trendflow.settings import Settings, get_settings
+
+
+def _run(body: Callable[[argparse.Namespace, Settings, Any], Awaitable[int]]) -> Any:
+    def func(args: argparse.Namespace) -> int:
+        settings = get_settings()
+
+        async def main() -> int:
+            from trendflow.db.pool import open_database
+
+            db = await open_database(settings, migrate=False)
+            try:
+                async with db.acquire() as conn:
+                    return await body(args, settings, conn)
+            finally:
+                await db.close()
+
+        return asyncio.run(main())
+
+    return func
+
+
+async def _audit(args: argparse.Namespace, settings: Settings, conn: Any) -> int:
+    from trendflow.billing.audit import audit_ledger
+
+    problems = await audit_ledger(conn, unsettled_grace_s=settings.billing.unsettled_grace_s)
+    for line in problems:
+        print(line)
+    if not problems:
+        print("billing audit: every balance, hold and ledger row agrees")
+    return 1 if problems else 0
+
+
+def _amount(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation as exc:
+        raise InputError(f"--amount {text!r} is not a decimal number", field="amount") from exc
+
+
+async def _topup(args: argparse.Namespace, settings: Settings, conn: Any) -> int:
+    from trendflow.billing.ledger import get_balance, top_up
+    from trendflow.db.repositories.users import get_user_by_email
+
+    user = await get_user_by_email(conn, email=args.email)
+    await top_up(conn, user_id=user.user_id, amount=_amount(args.amount), reason=args.reason,
+                 actor=args.actor)
+    print(json.dumps((await get_balance(conn, user_id=user.user_id)).to_dict()))
+    return 0
+
+
+async def _balance(args: argparse.Namespace, settings: Settings, conn: Any) -> int:
+    from trendflow.billing.ledger import get_balance
+    from trendflow.db.repositories.users import get_user_by_email
+
+    user = await get_user_by_email(conn, email=args.email)
+    print(json.dumps((await get_balance(conn, user_id=user.user_id)).to_dict()))
+    return 0
+
+
+async def _estimate(args: argparse.Namespace, settings: Settings, conn: Any) -> int:
+    from trendflow.billing.estimate import estimate
+    from trendflow.billing.pricing import VideoParams
+
+    video = VideoParams(duration_s=args.duration, width=args.width, height=args.height)
+    est = await estimate(conn, profile=args.profile, video=video, user_id=None,
+                         settings=settings)
+    print(json.dumps(est.to_dict(), indent=2))
+    return 0
+
+
+async def _prices(args: argparse.Namespace, settings: Settings, conn: Any) -> int:
+    from trendflow.billing.pricing import pricing_json
+    from trendflow.db.repositories.catalog import get_pricing
+
+    prices = await get_pricing(conn)
+    print(json.dumps({name: pricing_json(p) for name, p in sorted(prices.items())}, indent=2))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    billing = subparsers.add_parser("billing", help="credits: audit, top-ups, estimates, prices")
+    sub = billing.add_subparsers(dest="billing_command", required=True, metavar="ACTION")
+
+    p = sub.add_parser("audit", help="check the ledger invariants (exit 1 on any problem)")
+    p.set_defaults(func=_run(_audit))
+
+    p = sub.add_parser("topup", help="add credits to a user (with a reason)")
+    p.add_argument("--email", required=True)
+    p.add_argument("--amount", required=True, help="credits, a decimal (1 credit = 1 RUB)")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--actor", default="cli", help="who is topping up (recorded in the ledger)")
+    p.set_defaults(func=_run(_topup))
+
+    p = sub.add_parser("balance", help="a user's balance, reserved and available credits")
+    p.add_argument("--email", required=True)
+    p.set_defaults(func=_run(_balance))
+
+    p = sub.add_parser("estimate", help="price a profile for a video (JSON)")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--duration", type=float, required=True, help="seconds")
+    p.add_argument("--width", type=int, required=True)
+    p.add_argument("--height", type=int, required=True)
+    p.set_defaults(func=_run(_estimate))
+
+    p = sub.add_parser("prices", help="the component pricing table (JSON)")
+    p.set_defaults(func=_run(_prices))
