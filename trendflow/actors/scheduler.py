@@ -507,6 +507,7 @@ class _ComponentState:
     partials: dict[int, Any] = field(default_factory=dict)
     failed: TrendflowError | None = None
     halvings: int = 0
+    busy_s: float = 0.0  # the component's own work across workers (see MapOutcome)
     limiter: _Limiter | None = None
     outcome: tuple[ReduceOutcome, Any] | None = None
 
@@ -868,7 +869,8 @@ class _RunExecution:
             self._component_failed(state, as_trendflow_error(exc, state.name))
             return
         if not (isinstance(partial, str) and partial == SKIPPED):
-            state.partials[position] = partial
+            state.partials[position] = partial.partial
+            state.busy_s += partial.busy_s
 
     def _timeout(self, state: _ComponentState) -> TimeoutExceeded:
         return TimeoutExceeded(
@@ -892,6 +894,8 @@ class _RunExecution:
 
         try:
             outcome = await self._with_retries(call, what=f"{state.name} reduce", state=state)
+            state.busy_s += outcome.busy_s
+            encode_started = time.perf_counter()
             artifact = await persist_result(
                 self.s._store,
                 self.identity,
@@ -905,11 +909,14 @@ class _RunExecution:
         except Exception as exc:
             self._component_failed(state, as_trendflow_error(_ray_error(exc), state.name))
             return
+        state.busy_s += time.perf_counter() - encode_started
         state.outcome = (outcome, artifact)
 
     async def _finish_component(self, state: _ComponentState) -> None:
         assert self.manifest is not None
-        timing = ComponentTiming(started_at=state.started_at, finished_at=utc_now())
+        timing = ComponentTiming(
+            started_at=state.started_at, finished_at=utc_now(), busy_s=state.busy_s
+        )
         get_metrics().component_duration(state.name, timing.duration_ms / 1000)
         if state.failed is not None:
             rec = record_error(self.manifest, state.name, state.failed, timing)

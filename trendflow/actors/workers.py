@@ -62,6 +62,19 @@ class WorkerReport:
 class ReduceOutcome:
     result: ComponentResult
     report: WorkerReport
+    busy_s: float = 0.0  # the reduce itself (and a setup, if this worker had to run one)
+
+
+@dataclass(slots=True)
+class MapOutcome:
+    """A partial and the seconds this worker spent on it (setup included, if it ran one).
+
+    Summed over maps and the reduce this is the component's own work: the manifest's
+    ``duration_ms``, the same measure the local runner records and calibration reads.
+    """
+
+    partial: Any
+    busy_s: float
 
 
 class ComponentWorker:
@@ -103,15 +116,17 @@ class ComponentWorker:
         """
         if ctx.frame_indices is None or not maps_chunk(ctx, chunk):
             return SKIPPED
+        started = time.perf_counter()
         component = self._instance(spec, ctx, audio)
         partial = component.map(select_chunk(chunk, ctx.frame_indices))
         self._note_rss(spec.key)
-        return partial
+        return MapOutcome(partial=partial, busy_s=time.perf_counter() - started)
 
     def reduce(
         self, spec: ComponentSpec, ctx: ComponentContext, audio: AudioTrack | None, *partials: Any
     ) -> ReduceOutcome:
         """Reduce the partials (given in chunk order) and forget the instance."""
+        started = time.perf_counter()
         component = self._instance(spec, ctx, audio)
         try:
             result = component.reduce(list(partials))
@@ -121,6 +136,7 @@ class ComponentWorker:
                 report=WorkerReport(
                     device_used=self._device, peak_ram_mb=round(self._peak_rss[spec.key], 1)
                 ),
+                busy_s=time.perf_counter() - started,
             )
         finally:
             self._forget(spec.key)
@@ -179,6 +195,7 @@ def reduce_args(partials: Sequence[Any]) -> tuple[Any, ...]:
 
 
 __all__ = [
+    "MapOutcome",
     "SKIPPED",
     "ComponentSpec",
     "ComponentWorker",

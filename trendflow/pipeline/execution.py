@@ -114,11 +114,21 @@ def maps_chunk(ctx: ComponentContext, chunk: FrameChunk) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ComponentTiming:
+    """When a component ran, and how long it worked.
+
+    ``duration_ms`` (the manifest field) is the component's own work — ``busy_s`` when the
+    runner measured it (setup, maps, reduce, encoding; not the decode shared with others nor
+    time spent waiting for a worker) — else the wall time between start and finish.
+    """
+
     started_at: datetime
     finished_at: datetime
+    busy_s: float | None = None
 
     @property
     def duration_ms(self) -> int:
+        if self.busy_s is not None:
+            return max(0, round(self.busy_s * 1000))
         return max(0, round((self.finished_at - self.started_at).total_seconds() * 1000))
 
 
