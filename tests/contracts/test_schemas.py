@@ -144,8 +144,9 @@ def test_a_new_schema_version_makes_the_file_stale(schemas_dir: Path) -> None:
     bumped = type("Brightness", (Brightness,), {"SCHEMA_VERSION": 3})
     problems = check_schema_files(schemas_dir, {**TEST_COMPONENTS, "brightness": bumped})
     assert problems == [
+        f"{schemas_dir}/SCHEMA.md: out of date with the code (run `trendflow schemas generate`)",
         f"{schemas_dir}/components/brightness.schema.json: out of date with the "
-        "code (run `trendflow schemas generate`)"
+        "code (run `trendflow schemas generate`)",
     ]
 
 

@@ -175,8 +175,13 @@ def _registered() -> dict[str, type[Component]]:
 def _expected_files(
     schemas_dir: Path, components: Mapping[str, type[Component]] | None
 ) -> dict[Path, str]:
+    from trendflow.pipeline.components.registry import catalog_markdown
+
     comps = _registered() if components is None else components
-    files = {schemas_dir / MANIFEST_SCHEMA_FILE: dump_json(manifest_json_schema())}
+    files = {
+        schemas_dir / MANIFEST_SCHEMA_FILE: dump_json(manifest_json_schema()),
+        schemas_dir / "SCHEMA.md": catalog_markdown(comps),
+    }
     for name in sorted(comps):
         cls = comps[name]
         if name != cls.NAME:
@@ -189,7 +194,8 @@ def _expected_files(
 def generate_schema_files(
     schemas_dir: Path, components: Mapping[str, type[Component]] | None = None
 ) -> list[Path]:
-    """Write the manifest schema and one schema per component; returns the files written.
+    """Write the manifest schema, one schema per component and ``SCHEMA.md`` (for humans);
+    returns the files written.
 
     ``components`` defaults to every registered component. Component schema files of
     components that are no longer registered are removed.

@@ -63,10 +63,7 @@ def all_components() -> dict[str, type[Component]]:
     return {name: get_component(name) for name in _CATALOG}
 
 
-REGENERATE = (
-    'python -c "from trendflow.pipeline.components.registry import catalog_markdown as m; '
-    "print(m(), end='')\" > schemas/SCHEMA.md"
-)
+REGENERATE = "trendflow schemas generate"
 
 
 def _cell(text: str) -> str:
