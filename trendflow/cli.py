@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "trendflow.triton.cli",
     "trendflow.api.cli",
     "trendflow.billing.cli",
+    "trendflow.stack_cli",
 )
 
 

@@ -52,6 +52,7 @@ boundaries, so every class pickles with its message and details intact.
     ├── TimeoutExceeded (504 timeout_exceeded)          a run/component/segment time budget ran out
     └── TransientError (503 transient_error)            safe to retry with backoff
         ├── ServiceUnavailable (503 service_unavailable)
+        ├── Overloaded (503 overloaded)                 the API sheds load: retry after a while
         └── OutOfMemory (503 out_of_memory)
 
 Control flow never looks at message text: catch a class, or read ``code``.
@@ -294,6 +295,10 @@ class TransientError(TrendflowError):
 
 class ServiceUnavailable(TransientError):
     code = "service_unavailable"
+
+
+class Overloaded(TransientError):
+    code = "overloaded"
 
 
 class OutOfMemory(TransientError):

@@ -164,9 +164,12 @@ class ApiSettings(BaseModel):
     dashboard_port: int = Field(default=8265, ge=1, le=65535)
     ray_port: int = Field(default=6380, ge=1, le=65535)
     replicas: int = Field(default=1, ge=1)
+    # Per replica: requests handled at once, and requests waiting for one of those slots; any
+    # more are refused at once with 503 `overloaded` (load shedding, trendflow.api.shedding).
     max_ongoing_requests: int = Field(default=64, ge=1)
-    # Requests waiting for a replica beyond this are refused with 503 (load shedding).
-    max_queued_requests: int = Field(default=256, ge=1)
+    max_queued_requests: int = Field(default=256, ge=0)
+    # Extra requests Serve may hand a full replica only so that it can answer them 503 quickly.
+    overload_answer_slots: int = Field(default=32, ge=1)
     replica_cpus: float = Field(default=0.5, ge=0)
     max_upload_mb: int = Field(default=2048, ge=1)
     upload_chunk_kb: int = Field(default=1024, ge=4)

@@ -295,3 +295,33 @@ def test_component_without_triton_client_names_what_is_missing() -> None:
     ctx.model = "not a ref"
     with pytest.raises(ModelNotFound):
         comp.setup(ctx)
+
+
+# --- pure helpers ------------------------------------------------------------------------------
+
+def test_long_tracks_are_cut_in_the_quiet() -> None:
+    from trendflow.pipeline.components.transcript import RATE, cut_points
+
+    rng = np.random.default_rng(0)
+    samples = rng.normal(0, 0.3, 300 * RATE).astype(np.float32)
+    samples[round(110.0 * RATE) : round(110.6 * RATE)] = 0.0  # a pause 10 s before the limit
+    starts = cut_points(samples, max_piece_s=120.0, search_s=15.0)
+    assert 110.0 <= starts[1] / RATE <= 110.6
+    ends = [*starts[1:], len(samples)]
+    assert all(b - a <= 120 * RATE for a, b in zip(starts, ends, strict=True))
+    assert cut_points(samples[: 60 * RATE], 120.0, 15.0) == [0]
+
+
+def test_speech_segments_follow_the_hysteresis_rule() -> None:
+    from trendflow.pipeline.components.speech_activity import WINDOW_S, speech_segments
+
+    probs = np.zeros(200, np.float32)
+    probs[20:60] = 0.9
+    probs[60:62] = 0.2  # a 64 ms dip: shorter than min_silence, same segment
+    probs[62:100] = 0.9
+    probs[150:153] = 0.9  # 96 ms: shorter than min_speech, dropped
+    segs = speech_segments(probs, 200 * WINDOW_S, threshold=0.5, min_speech_ms=250,
+                           min_silence_ms=100, speech_pad_ms=30)
+    assert segs.shape == (1, 2)
+    assert abs(segs[0, 0] - (20 * WINDOW_S - 0.03)) < 1e-9
+    assert abs(segs[0, 1] - (100 * WINDOW_S + 0.03)) < 1e-9

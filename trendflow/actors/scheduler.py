@@ -321,7 +321,11 @@ class Scheduler:
             else:
                 options = worker_options(cpus=self._rt.cpu_worker_cpus, name=name)
                 device = "cpu"
-            actor = ray.remote(ComponentWorker).options(**options).remote(device)
+            actor = (
+                ray.remote(ComponentWorker)
+                .options(**options)
+                .remote(device, self._settings.triton)
+            )
             self._pools.gpu[cls.NAME] = actor
             self._pools.names["gpu"].append(name)
         return actor

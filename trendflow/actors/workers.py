@@ -31,6 +31,8 @@ from trendflow.pipeline.components.base import (
 from trendflow.pipeline.components.registry import get_component
 from trendflow.pipeline.execution import maps_chunk
 from trendflow.pipeline.types import AudioTrack, FrameChunk
+from trendflow.settings import TritonSettings
+from trendflow.triton.client import TritonClient
 
 SKIPPED = "__no_frames__"  # map's answer for a chunk holding none of the component's frames
 
@@ -80,8 +82,13 @@ class MapOutcome:
 class ComponentWorker:
     """An actor body (undecorated; :func:`worker_options` derives its Ray options)."""
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str, triton: TritonSettings | None = None) -> None:
         self._device = device
+        # Model-backed components run on the GPU actors, which hold the Triton client (one
+        # per actor, connected on first use) and hand it to every component they set up.
+        self._services: dict[str, Any] = (
+            {} if triton is None else {"triton": TritonClient.from_settings(triton)}
+        )
         self._instances: dict[tuple[str, str], Component] = {}
         self._peak_rss: dict[tuple[str, str], float] = {}
         self._process = psutil.Process()
@@ -95,6 +102,8 @@ class ComponentWorker:
             found = cls(**spec.params)
             if Input.AUDIO in cls.INPUTS:
                 ctx.audio = audio
+            if self._services:
+                ctx.services = {**ctx.services, **self._services}
             found.setup(ctx)
             self._instances[spec.key] = found
         return found

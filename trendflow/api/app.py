@@ -3,9 +3,13 @@
 - :func:`create_app` builds the FastAPI app around an :class:`AppResources` factory (the lifespan
   opens the database, store, billing and scheduler link; tests pass their own).
 - :class:`ApiIngress` is the (undecorated) deployment class; :meth:`ApiIngress.deployment_options`
-  derives replicas, ``max_ongoing_requests`` and ``max_queued_requests`` (503 beyond it) from
-  :class:`~trendflow.settings.ApiSettings`.
+  derives replicas and Serve's request limits from :class:`~trendflow.settings.ApiSettings`.
 - :func:`build_app` is what ``serve deploy serve_config.yaml`` imports: typed, validated args.
+
+Nothing is opened at build time: the app (and its lifespan) is pickled into each replica, which
+opens its own database pool, store and scheduler link on start-up. Load shedding
+(:mod:`trendflow.api.shedding`) runs inside the replica so refused requests get the JSON error
+body (``503 overloaded``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trendflow.api.context import ApiContext, RaySchedulerLink, SchedulerLink
 from trendflow.api.errors import install_error_handlers
-from trendflow.api.routes import admin, me, profiles, runs, system, uploads
+from trendflow.api.routes import admin, me, profiles, runs, system, uploads, videos
+from trendflow.api.shedding import LoadShedder
 from trendflow.api.webhooks import WebhookDispatcher
 from trendflow.contracts.identity import dataprocessor_version
 from trendflow.db import connect_and_migrate
@@ -54,8 +59,13 @@ async def open_context(
     )
 
 
-def create_app(factory: ContextFactory, *, webhooks: bool = True) -> FastAPI:
-    """The FastAPI app; ``factory`` opens its :class:`ApiContext` on start-up."""
+def create_app(
+    factory: ContextFactory, *, webhooks: bool = True, shedding: tuple[int, int] | None = None
+) -> FastAPI:
+    """The FastAPI app; ``factory`` opens its :class:`ApiContext` on start-up.
+
+    ``shedding = (max_running, max_waiting)`` adds the :class:`LoadShedder` middleware.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,8 +93,10 @@ def create_app(factory: ContextFactory, *, webhooks: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (uploads, runs, profiles, me, admin, system):
+    for module in (uploads, runs, videos, profiles, me, admin, system):
         app.include_router(module.router)
+    if shedding is not None:
+        app.add_middleware(LoadShedder, max_running=shedding[0], max_waiting=shedding[1])
     return app
 
 
@@ -96,7 +108,15 @@ class BuildArgs(BaseModel):
 
     replicas: int | None = Field(default=None, ge=1)
     max_ongoing_requests: int | None = Field(default=None, ge=1)
-    max_queued_requests: int | None = Field(default=None, ge=1)
+    max_queued_requests: int | None = Field(default=None, ge=0)
+
+    def limits(self, settings: Settings) -> tuple[int, int]:
+        """(requests handled at once, requests waiting) per replica."""
+        api = settings.api
+        running = self.max_ongoing_requests or api.max_ongoing_requests
+        waiting = api.max_queued_requests if self.max_queued_requests is None \
+            else self.max_queued_requests
+        return running, waiting
 
 
 class ApiIngress:
@@ -107,27 +127,37 @@ class ApiIngress:
 
     @classmethod
     def deployment_options(cls, settings: Settings, args: BuildArgs) -> dict[str, Any]:
+        """Serve hands a replica what it runs, what waits, and a few more to refuse quickly
+        (JSON 503 from :class:`LoadShedder`); Serve's own queue limit is only a backstop,
+        whose refusals are Serve's plain-text 503."""
         api = settings.api
+        running, waiting = args.limits(settings)
         return {
             "name": "trendflow-api",
             "num_replicas": args.replicas or api.replicas,
-            "max_ongoing_requests": args.max_ongoing_requests or api.max_ongoing_requests,
-            "max_queued_requests": args.max_queued_requests or api.max_queued_requests,
+            "max_ongoing_requests": running + waiting + api.overload_answer_slots,
+            "max_queued_requests": max(waiting, api.overload_answer_slots),
             "ray_actor_options": {"num_cpus": api.replica_cpus},
         }
 
 
-def build_app(args: dict[str, Any] | BuildArgs | None = None) -> Any:
-    """The Serve application (``serve deploy serve_config.yaml`` / ``serve.run``)."""
+def build_app(
+    args: dict[str, Any] | BuildArgs | None = None, *, settings: Settings | None = None
+) -> Any:
+    """The Serve application (``serve deploy serve_config.yaml`` / ``serve.run``).
+
+    ``settings`` default to the environment's (:func:`get_settings`); they are pickled into
+    every replica, which opens its own resources in the app's lifespan.
+    """
     from ray import serve
 
     parsed = args if isinstance(args, BuildArgs) else BuildArgs.model_validate(args or {})
-    settings = get_settings()
+    settings = settings or get_settings()
 
     async def factory() -> ApiContext:
         return await open_context(settings, scheduler=RaySchedulerLink(settings))
 
-    fastapi_app = create_app(factory)
+    fastapi_app = create_app(factory, shedding=parsed.limits(settings))
     ingress = serve.ingress(fastapi_app)(ApiIngress)
     deployment = serve.deployment(ingress).options(
         **ApiIngress.deployment_options(settings, parsed)

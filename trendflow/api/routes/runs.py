@@ -108,7 +108,7 @@ async def run_result(
         ) from None
     manifest = Manifest.from_json_bytes(raw)
     components = {}
-    for name in sorted(manifest.artifact_keys()):
+    for name in sorted(set(manifest.artifact_keys().values())):
         data = await store.get_bytes(artifact_key(run.platform_id, run.video_id, source_id, name))
         components[name] = component_json(name, data)
     return RunResultOut(

