@@ -63,7 +63,10 @@ class SegmenterSettings(BaseModel):
     download_timeout_base_s: float = Field(default=120.0, gt=0)
     download_timeout_per_video_s: float = Field(default=1.0, ge=0)
     socket_timeout_s: float = Field(default=20.0, gt=0)
-    # Frames kept under frames/<run_id>/: JPEG quality of the archived union frames.
+    # Keep the decoded union frames under frames/<run_id>/ (for frames_retention_days), so a
+    # later component or a re-run can read them without decoding again.
+    archive_frames: bool = True
+    # JPEG quality of the archived frames.
     frames_jpeg_quality: int = Field(default=85, ge=1, le=100)
 
 

@@ -14,6 +14,7 @@ from trendflow.contracts.manifest import load_manifest
 from trendflow.contracts.npz import decode_npz
 from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import profiles as profiles_repo
+from trendflow.pipeline.frames_archive import read_archive
 from trendflow.pipeline.runner import run_local
 from trendflow.pipeline.segmenter import UploadSource
 from trendflow.pipeline.types import VideoMeta
@@ -68,6 +69,12 @@ async def test_ray_runtime_writes_the_same_arrays_as_the_local_runner(
         assert sorted(ray_arrays[name]) == sorted(local_arrays[name]), name
         for key, arr in local_arrays[name].items():
             np.testing.assert_array_equal(ray_arrays[name][key], arr, err_msg=f"{name}.{key}")
+    # Both runtimes keep the same decoded frames under frames/<run_id>/.
+    ray_frames = await read_archive(store, run_id)
+    local_frames = await read_archive(local_store, identity.run_id)
+    assert len(ray_frames) == len(local_frames) > 0
+    for got, want in zip(ray_frames, local_frames, strict=True):
+        np.testing.assert_array_equal(got.frame_indices, want.frame_indices)
     assert uuid.UUID(run_id)
 
 

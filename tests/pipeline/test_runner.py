@@ -15,6 +15,7 @@ from tests.pipeline.components._harness import analyse
 from trendflow.cli import main
 from trendflow.contracts.arrays import ArraySpec
 from trendflow.contracts.identity import RunIdentity, upload_video_id
+from trendflow.contracts.npz import decode_npz
 from trendflow.contracts.profile import ProfileConfig, config_hash
 from trendflow.pipeline.components import get_component
 from trendflow.pipeline.components.base import (
@@ -25,6 +26,7 @@ from trendflow.pipeline.components.base import (
     Resources,
     frame_outputs,
 )
+from trendflow.pipeline.frames_archive import read_archive
 from trendflow.pipeline.runner import ABORTED, run_local
 from trendflow.pipeline.sampling import Sampling
 from trendflow.pipeline.segmenter import UploadSource
@@ -99,6 +101,15 @@ async def test_profile_run_writes_a_valid_run(
         assert rec.artifacts[0].size > 0 and len(rec.artifacts[0].sha256) == 64
     assert manifest.video is not None and manifest.video.has_audio
     assert await validate_cli(store, identity) == 0, capsys.readouterr().out
+    # The decoded union frames are kept under frames/<run_id>/, every timeline frame once.
+    # shot_detection samples every frame, so the union is the whole timeline.
+    archived = await read_archive(store, identity.run_id)
+    shots_key = manifest.components["shot_detection"].artifacts[0].key
+    every_frame = decode_npz(await store.get_bytes(shots_key)).arrays["frame_indices"]
+    np.testing.assert_array_equal(
+        np.concatenate([c.frame_indices for c in archived]), every_frame
+    )
+    assert archived[0].frames.dtype == np.uint8 and archived[0].frames.shape[-1] == 3
 
 
 async def test_required_failure_fails_the_run_and_stays_valid(

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from trendflow.actors.sources import check_source, meta_from_json
 from trendflow.errors import RunNotFound
+from trendflow.pipeline.frames_archive import archive_chunk
 from trendflow.pipeline.segmenter import (
     DirectUrlSource,
     PreparedVideo,
@@ -31,8 +32,11 @@ from trendflow.pipeline.segmenter import (
 )
 from trendflow.pipeline.types import AudioTrack, FrameChunk, Timeline, VideoInfo, VideoMeta
 from trendflow.settings import Settings
+from trendflow.storage.base import ResultStore
 from trendflow.storage.factory import open_store
 from trendflow.storage.keys import validate_filename
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,8 @@ class SegmenterActor:
         self._settings = settings
         self._prepared: dict[str, tuple[Segmenter, PreparedVideo]] = {}
         self._work_root = settings.data_dir / "work"
+        self._result_store: ResultStore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _source(self, data: Mapping[str, Any], workdir: Path) -> VideoSource:
         match check_source(data):
@@ -64,8 +70,7 @@ class SegmenterActor:
                 filename = validate_filename(key.rsplit("/", 1)[-1])
                 local = workdir / "upload" / filename
                 local.parent.mkdir(parents=True, exist_ok=True)
-                store = open_store(self._settings)
-                asyncio.run(store.get_file(key, local))
+                self._run_async(self._store().get_file(key, local))
                 return UploadSource(path=local, meta=meta_from_json(data["meta"]),
                                     filename=filename)
         raise AssertionError(data)
@@ -113,9 +118,33 @@ class SegmenterActor:
         return segmenter.extract_audio(prepared)
 
     def chunks(self, run_id: str, union_indices: np.ndarray) -> Iterator[FrameChunk]:
-        """Stream the union frames in chunks (call with ``num_returns="streaming"``)."""
+        """Stream the union frames in chunks (call with ``num_returns="streaming"``).
+
+        Each chunk is archived under ``frames/<run_id>/`` first when the settings keep frames
+        (the run's manifest is already stored by then, as the retention job expects).
+        """
         segmenter, prepared = self._get(run_id)
-        yield from segmenter.iter_chunks(prepared, union_indices)
+        seg = self._settings.segmenter
+        for chunk in segmenter.iter_chunks(prepared, union_indices):
+            if seg.archive_frames:
+                self._run_async(
+                    archive_chunk(
+                        self._store(), run_id, chunk, prepared.timeline,
+                        quality=seg.frames_jpeg_quality,
+                    )
+                )
+            yield chunk
+
+    def _store(self) -> ResultStore:
+        if self._result_store is None:
+            self._result_store = open_store(self._settings)
+        return self._result_store
+
+    def _run_async(self, coro: Coroutine[Any, Any, T]) -> T:
+        # One loop for the actor's life: the S3 store keeps one client per event loop.
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coro)
 
     def release(self, run_id: str) -> None:
         """Forget the run and remove its work directory."""

@@ -67,6 +67,7 @@ from trendflow.pipeline.execution import (
     record_error,
     record_running,
 )
+from trendflow.pipeline.frames_archive import archive_chunk
 from trendflow.pipeline.sampling import union_indices
 from trendflow.pipeline.segmenter import PreparedVideo, Segmenter, VideoSource
 from trendflow.pipeline.types import AudioTrack
@@ -396,7 +397,13 @@ async def _decode_and_map(
         assert live.ctx is not None and live.ctx.frame_indices is not None  # set by _setup
         indices[live.planned.name] = live.ctx.frame_indices
     active = list(framed)
+    seg = run.settings.segmenter
     for chunk in segmenter.iter_chunks(prepared, union_indices(indices.values())):
+        if seg.archive_frames:
+            await archive_chunk(
+                run.store, run.identity.run_id, chunk, prepared.timeline,
+                quality=seg.frames_jpeg_quality,
+            )
         for live in list(active):
             mine = select_chunk(chunk, indices[live.planned.name])
             if not len(mine.frame_indices):
