@@ -8,7 +8,8 @@ boundaries, so every class pickles with its message and details intact.
 
     TrendflowError (500 internal_error)
     ├── ConfigError (500 config_error)                  settings / profile that cannot work
-    │   └── RunUnschedulable (500 run_unschedulable)    needs more than the idle cluster has
+    │   ├── RunUnschedulable (500 run_unschedulable)    needs more than the idle cluster has
+    │   └── ModelServingDisabled (503 model_serving_disabled) no model server in this deployment
     ├── InputError (400 invalid_input)                  the request itself is wrong
     │   ├── InvalidVideoUrl (400 invalid_video_url)
     │   ├── InvalidIdentifier (400 invalid_identifier)
@@ -94,6 +95,11 @@ def _rebuild(cls: type[TrendflowError], message: str, details: dict[str, Any]) -
 
 class ConfigError(TrendflowError):
     code = "config_error"
+
+
+class ModelServingDisabled(ConfigError):
+    code = "model_serving_disabled"
+    status = 503
 
 
 class RunUnschedulable(ConfigError):

@@ -73,6 +73,9 @@ class SegmenterSettings(BaseModel):
 class TritonSettings(BaseModel):
     """Model serving. Locally ``trendflow triton up`` runs the server from the wheel."""
 
+    # False: this deployment serves no models. /health reports Triton as disabled (not as a
+    # failure) and runs of profiles with model-backed components are refused at creation.
+    enabled: bool = True
     url: str = "127.0.0.1:8001"
     protocol: Literal["grpc", "http"] = "grpc"
     repository: Path = Path("triton_repo")

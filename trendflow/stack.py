@@ -259,6 +259,7 @@ class _Supervisor:
             why = ("--triton off" if self.triton_mode == "off" else
                    f"profile {self.profile!r} has no model-backed component")
             self.state.triton = {"started": False, "reason": why}
+            s.triton.enabled = False  # the API refuses model-backed runs instead of failing them
             self.log(f"triton: not started ({why}); start it with --triton on")
             return
         ports = {"http_port": _free_port(), "grpc_port": _free_port(),
@@ -288,7 +289,8 @@ class _Supervisor:
         if self.state.triton.get("started"):
             from trendflow.pipeline.components import all_components
 
-            need += rt.cpu_worker_cpus * sum(1 for c in all_components() if c.MODEL)
+            model_backed = [c for c in all_components().values() if c.USES_MODEL_SERVER]
+            need += rt.cpu_worker_cpus * len(model_backed)
         return float(max(os.cpu_count() or 1, int(need + 0.999) + 1))
 
     def start_ray(self) -> None:
@@ -449,7 +451,7 @@ def profile_needs_triton(component_names: list[str]) -> bool:
     """Whether any of these components calls a model served by Triton."""
     from trendflow.pipeline.components import get_component
 
-    return any(get_component(name).MODEL is not None for name in component_names)
+    return any(get_component(name).USES_MODEL_SERVER for name in component_names)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -128,3 +128,16 @@ async def test_sync_endpoint_off_by_default(api: ApiHarness) -> None:
                               json={"youtube_url": "https://youtu.be/dQw4w9WgXcQ",
                                     "profile_id": "alice-fast", "duration_s": 30})
     assert r.status_code == 404 and r.json()["code"] == "endpoint_disabled"
+
+
+async def test_model_backed_profile_refused_when_the_deployment_serves_no_models(
+    api: ApiHarness,
+) -> None:
+    api.ctx.settings.triton.enabled = False
+    body = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "duration_s": 30,
+            "profile": {"components": [{"name": "metadata_features"},
+                                       {"name": "text_embeddings"}]}}
+    r = await _unchanged(api, lambda: api.client.post("/api/runs", json=body,
+                                                      headers=api["alice"].headers))
+    assert (r.status_code, r.json()["code"]) == (503, "model_serving_disabled"), r.text
+    assert r.json()["details"]["components"] == ["text_embeddings"]

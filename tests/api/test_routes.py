@@ -227,3 +227,18 @@ async def test_health_reports_each_dependency(api: ApiHarness) -> None:
     assert m.status_code == 200 and b"trendflow_runs_total" in m.content
 
 
+async def test_health_checks_the_configured_triton_or_reports_it_disabled(
+    api: ApiHarness, triton_server: Any
+) -> None:
+    triton = api.ctx.settings.triton
+    triton.url, triton.protocol = triton_server.info.grpc_url, "grpc"
+    checks = (await api.client.get("/health")).json()["checks"]
+    assert checks["triton"]["ok"] and checks["triton"]["url"] == triton_server.info.grpc_url
+    triton.url = "127.0.0.1:9"  # nothing listens there
+    checks = (await api.client.get("/health")).json()["checks"]
+    assert not checks["triton"]["ok"] and checks["triton"]["code"] == "service_unavailable"
+    triton.enabled = False
+    checks = (await api.client.get("/health")).json()["checks"]
+    assert checks["triton"]["ok"] and checks["triton"]["enabled"] is False
+
+

@@ -331,7 +331,7 @@ class Scheduler:
         return actor
 
     def _worker_for(self, cls: type[Component]) -> Any:
-        if cls.RESOURCES.gpu_memory_mb > 0:
+        if cls.USES_MODEL_SERVER:
             return self._gpu_worker(cls)
         return self._pools.cpu_worker()
 

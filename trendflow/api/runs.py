@@ -43,7 +43,13 @@ from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import profiles as profiles_repo
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.db.repositories.users import User
-from trendflow.errors import IdempotencyConflict, InputError, InvalidStatusTransition
+from trendflow.errors import (
+    IdempotencyConflict,
+    InputError,
+    InvalidStatusTransition,
+    ModelServingDisabled,
+)
+from trendflow.pipeline.components import get_component
 from trendflow.pipeline.types import VideoMeta
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
@@ -138,6 +144,15 @@ async def resolve_profile(
         ttl = settings.api.default_cache_ttl_days
     # Every enabled component must be one the service knows (and can schedule and price).
     await catalog.get_resource_requirements(conn, component_names=[c.name for c in config.enabled])
+    if not settings.triton.enabled:
+        needing = [c.name for c in config.enabled if get_component(c.name).USES_MODEL_SERVER]
+        if needing:
+            raise ModelServingDisabled(
+                f"this deployment serves no models (TRENDFLOW_TRITON__ENABLED=false), and "
+                f"{', '.join(needing)} need one; choose a profile without them, or start the "
+                "stack with --triton on",
+                components=needing,
+            )
     mapping = pinned_models(profile)
     return ResolvedProfile(
         profile_id=profile.profile_id,

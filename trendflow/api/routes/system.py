@@ -6,7 +6,6 @@ import asyncio
 import time
 from typing import Any
 
-import httpx
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
@@ -14,8 +13,9 @@ from trendflow.api import runs as service
 from trendflow.api.deps import Conn, Context, CurrentUser
 from trendflow.api.schemas import HealthOut, RunIn, RunStatusOut
 from trendflow.db.repositories import runs as runs_repo
-from trendflow.errors import EndpointDisabled, TimeoutExceeded, TrendflowError
+from trendflow.errors import EndpointDisabled, ServiceUnavailable, TimeoutExceeded, TrendflowError
 from trendflow.metrics import get_metrics, render_latest
+from trendflow.triton.client import TritonClient
 
 router = APIRouter(tags=["system"])
 
@@ -60,12 +60,17 @@ async def health(ctx: Context) -> JSONResponse:
         return {"incarnation": info.get("incarnation"), "active_runs": len(info["active_runs"])}
 
     async def triton() -> dict[str, Any]:
-        port = ctx.settings.triton.http_port
-        async with httpx.AsyncClient(timeout=3.0) as client:
-            r = await client.get(f"http://127.0.0.1:{port}/v2/health/ready")
-        if r.status_code != 200:
-            raise TimeoutExceeded(f"Triton is not ready (HTTP {r.status_code})")
-        return {"url": f"127.0.0.1:{port}"}
+        cfg = ctx.settings.triton
+        if not cfg.enabled:
+            return {"enabled": False}
+        client = TritonClient.from_settings(cfg)
+        try:
+            ready = await asyncio.to_thread(client.server_ready)
+        finally:
+            client.close()
+        if not ready:
+            raise ServiceUnavailable(f"Triton at {cfg.url} ({cfg.protocol}) is not ready")
+        return {"url": cfg.url, "protocol": cfg.protocol}
 
     results = dict(await asyncio.gather(
         _check("database", db()), _check("store", store()), _check("scheduler", scheduler()),

@@ -116,6 +116,9 @@ class Component(ABC):
     SAMPLING: ClassVar[Sampling | None] = None
     DEPENDS_ON: ClassVar[tuple[str, ...]] = ()
     MODEL: ClassVar[str | None] = None  # Triton model name, for model-backed components
+    # Calls a model server (Triton): runs on the GPU actors, which hold the client. True for
+    # every model-backed component, also those whose model the operator brings (MODEL None).
+    USES_MODEL_SERVER: ClassVar[bool] = False
     DESCRIPTION: ClassVar[str] = ""
 
     def __init__(self, **params: Any) -> None:

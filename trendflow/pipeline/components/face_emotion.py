@@ -62,6 +62,7 @@ class FaceEmotion(Component):
     SCHEMA_VERSION: ClassVar[int] = 1
     PRODUCER_VERSION: ClassVar[str] = "1.0.0"
     RESOURCES: ClassVar[Resources] = Resources(cpus=1.0, memory_mb=64, gpu_memory_mb=512)
+    USES_MODEL_SERVER: ClassVar[bool] = True
     TIER: ClassVar[int] = 1
     INPUTS: ClassVar[frozenset[Input]] = frozenset({Input.FRAMES, Input.COMPONENTS})
     SAMPLING: ClassVar[Sampling | None] = Faces.SAMPLING

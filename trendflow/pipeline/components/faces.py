@@ -76,6 +76,7 @@ class Faces(Component):
     SCHEMA_VERSION: ClassVar[int] = 1
     PRODUCER_VERSION: ClassVar[str] = "1.0.0"
     RESOURCES: ClassVar[Resources] = Resources(cpus=1.0, memory_mb=128, gpu_memory_mb=1024)
+    USES_MODEL_SERVER: ClassVar[bool] = True
     TIER: ClassVar[int] = 0
     INPUTS: ClassVar[frozenset[Input]] = frozenset({Input.FRAMES})
     SAMPLING: ClassVar[Sampling | None] = Sampling.at_fps(2.0)

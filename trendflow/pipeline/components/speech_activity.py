@@ -88,6 +88,7 @@ class SpeechActivity(Component):
     SCHEMA_VERSION: ClassVar[int] = 1
     PRODUCER_VERSION: ClassVar[str] = "1.0.0"
     RESOURCES: ClassVar[Resources] = Resources(cpus=1.0, memory_mb=256, gpu_memory_mb=256)
+    USES_MODEL_SERVER: ClassVar[bool] = True
     TIER: ClassVar[int] = 0
     INPUTS: ClassVar[frozenset[Input]] = frozenset({Input.AUDIO})
     MODEL: ClassVar[str | None] = "vad"

@@ -44,6 +44,7 @@ class TextEmbeddings(Component):
     SCHEMA_VERSION: ClassVar[int] = 1
     PRODUCER_VERSION: ClassVar[str] = "1.0.0"
     RESOURCES: ClassVar[Resources] = Resources(cpus=1.0, memory_mb=64, gpu_memory_mb=512)
+    USES_MODEL_SERVER: ClassVar[bool] = True
     TIER: ClassVar[int] = 0
     INPUTS: ClassVar[frozenset[Input]] = frozenset({Input.METADATA})
     MODEL: ClassVar[str | None] = "text_embedder"

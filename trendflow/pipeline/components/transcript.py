@@ -95,6 +95,7 @@ class Transcript(Component):
     SCHEMA_VERSION: ClassVar[int] = 1
     PRODUCER_VERSION: ClassVar[str] = "1.0.0"
     RESOURCES: ClassVar[Resources] = Resources(cpus=1.0, memory_mb=256, gpu_memory_mb=1024)
+    USES_MODEL_SERVER: ClassVar[bool] = True
     TIER: ClassVar[int] = 1
     INPUTS: ClassVar[frozenset[Input]] = frozenset({Input.AUDIO, Input.METADATA})
     MODEL: ClassVar[str | None] = "asr"
