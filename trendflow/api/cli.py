@@ -86,5 +86,8 @@ def _topup(args: argparse.Namespace) -> int:
         return await ledger.get_balance(conn, user_id=user.user_id)
 
     bal = asyncio.run(_with_conn(action))
-    print(f"balance {bal.balance} reserved {bal.reserved} available {bal.available}")
+    fmt = ledger.format_credits
+    print(
+        f"balance {fmt(bal.balance)} reserved {fmt(bal.reserved)} available {fmt(bal.available)}"
+    )
     return 0

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from trendflow.billing.ledger import format_credits
 from trendflow.errors import DownloadFailed, InputError, ServiceUnavailable, TrendflowError
 from trendflow.settings import Settings
 
@@ -172,9 +173,9 @@ def analyze(
 
         est = _raise_for(http.post("/api/estimate", json=request), "estimate")
         eta = est.get("eta_s")
-        out(f"estimate: {est['total']} credits"
+        out(f"estimate: {format_credits(est['total'])} credits"
             + (f", about {eta:.0f} s" if isinstance(eta, (int, float)) else "")
-            + f" (available {est['available']})")
+            + f" (available {format_credits(est['available'])})")
         run = _raise_for(http.post("/api/runs", json={**request, "max_total": est["total"]},
                                    headers={"Idempotency-Key": str(uuid.uuid4())}), "run")
         run_id = run["run_id"]
@@ -238,7 +239,7 @@ def print_summary(res: AnalysisResult, out: Print = print) -> None:
     out(f"run {res.run_id}: {res.status} in {res.wall_s:.1f} s")
     if res.error:
         out(f"error: {res.error.get('code')}: {res.error.get('message')}")
-    out(f"price {res.price} credits, charged {res.charged}")
+    out(f"price {format_credits(res.price)} credits, charged {format_credits(res.charged)}")
     if res.artifacts:
         out(f"artifacts: {res.artifacts}")
     for name, lines in res.findings.items():

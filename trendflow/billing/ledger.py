@@ -67,8 +67,11 @@ def release_key(run_id: uuid.UUID, component: str) -> str:
     return f"release:{run_id}:{component}"
 
 
-def _money(value: Decimal) -> str:
-    return f"{value:.2f}" if value == value.quantize(Decimal("0.01")) else str(value)
+def format_credits(value: Decimal | str | float) -> str:
+    """Credits for people: two decimals, or every digit when a sub-cent amount is held."""
+    value = Decimal(str(value))
+    cents = value.quantize(Decimal("0.01"))
+    return f"{cents:.2f}" if value == cents else str(value.normalize())
 
 
 async def reserve_for_run(
@@ -92,8 +95,9 @@ async def reserve_for_run(
     available = balance - reserved
     if needed > available:
         raise PaymentRequired(
-            f"this run costs {_money(needed)} credits but only {_money(available)} are "
-            f"available; top up at least {_money(needed - available)}",
+            f"this run costs {format_credits(needed)} credits but only "
+            f"{format_credits(available)} are available; top up at least "
+            f"{format_credits(needed - available)}",
             required=str(needed),
             available=str(available),
             shortfall=str(needed - available),
@@ -323,8 +327,9 @@ async def debit(
         balance, reserved = await billing_repo.lock_user(conn, user_id=user_id)
         if amount > balance - reserved:
             raise PaymentRequired(
-                f"cannot remove {_money(amount)} credits: only {_money(balance - reserved)} "
-                "are available (the rest is held by runs in flight)",
+                f"cannot remove {format_credits(amount)} credits: only "
+                f"{format_credits(balance - reserved)} are available (the rest is held by runs "
+                "in flight)",
                 required=str(amount),
                 available=str(balance - reserved),
                 shortfall=str(amount - (balance - reserved)),
