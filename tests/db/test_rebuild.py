@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +14,8 @@ import asyncpg
 import numpy as np
 import pytest
 
+from tests.fixtures.s3 import S3Target
+from tests.storage.conftest import s3_store
 from trendflow.cli import main
 from trendflow.contracts.identity import RunIdentity
 from trendflow.contracts.manifest import (
@@ -23,14 +27,16 @@ from trendflow.contracts.manifest import (
     save_manifest,
 )
 from trendflow.contracts.profile import ModelRef
-from trendflow.db.pool import Database
+from trendflow.db.pool import Database, connect
 from trendflow.db.rebuild import rebuild_index
 from trendflow.db.repositories import components as comp_repo
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.db.repositories import users as users_repo
 from trendflow.db.repositories import videos as videos_repo
+from trendflow.storage.base import ResultStore
 from trendflow.storage.keys import artifact_key, manifest_key
 from trendflow.storage.local import LocalStore
+from trendflow.storage.s3 import S3Store
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -56,6 +62,17 @@ async def _snapshot(conn: asyncpg.Connection) -> dict[str, list[asyncpg.Record]]
     }
 
 
+@pytest.fixture(params=["local", "s3"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ResultStore]:
+    """The same rebuild runs over a LocalStore and over an S3Store on the moto server."""
+    if request.param == "local":
+        yield LocalStore(tmp_path / "store")
+        return
+    s3 = s3_store(request.getfixturevalue("s3_bucket"))
+    yield s3
+    await s3.close()
+
+
 def _npz(values: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, values=values)
@@ -64,7 +81,7 @@ def _npz(values: np.ndarray) -> bytes:
 
 async def _write_run(
     conn: asyncpg.Connection,
-    store: LocalStore,
+    store: ResultStore,
     *,
     video_id: str,
     user_id: uuid.UUID | None,
@@ -217,7 +234,7 @@ async def _write_run(
             )
 
 
-async def _populate(conn: asyncpg.Connection, store: LocalStore) -> uuid.UUID:
+async def _populate(conn: asyncpg.Connection, store: ResultStore) -> uuid.UUID:
     user = await users_repo.create_user(conn, email="owner@example.com")
     await _write_run(
         conn, store, video_id="aaaaaaaaaaa", user_id=user.user_id, status="ok", offset_min=0
@@ -229,8 +246,7 @@ async def _populate(conn: asyncpg.Connection, store: LocalStore) -> uuid.UUID:
     return user.user_id
 
 
-async def test_rebuild_restores_the_index_row_for_row(db: Database, tmp_path: Path) -> None:
-    store = LocalStore(tmp_path / "store")
+async def test_rebuild_restores_the_index_row_for_row(db: Database, store: ResultStore) -> None:
     async with db.acquire() as conn:
         await _populate(conn, store)
         before = await _snapshot(conn)
@@ -245,9 +261,8 @@ async def test_rebuild_restores_the_index_row_for_row(db: Database, tmp_path: Pa
 
 
 async def test_rebuild_reports_bad_manifests_and_unknown_users(
-    db: Database, tmp_path: Path
+    db: Database, store: ResultStore
 ) -> None:
-    store = LocalStore(tmp_path / "store")
     async with db.acquire() as conn:
         user_id = await _populate(conn, store)
         await conn.execute("TRUNCATE videos, runs, run_components, artifacts CASCADE")
@@ -262,25 +277,56 @@ async def test_rebuild_reports_bad_manifests_and_unknown_users(
         assert [r["user_id"] for r in owners] == [None]
 
 
-def test_cli_rebuild_from_a_local_store(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_cli_rebuild_from_the_configured_store(
+    kind: str,
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
 ) -> None:
-    import asyncio
+    store: ResultStore
+    if kind == "local":
+        store = LocalStore(tmp_path / "store")
+        args = ["--store", "local", "--root", str(store.root)]
+    else:
+        target: S3Target = request.getfixturevalue("s3_bucket")
+        store = s3_store(target)
+        for name, value in (
+            ("S3_ENDPOINT_URL", target.endpoint_url),
+            ("S3_REGION", target.region),
+            ("S3_BUCKET", target.bucket),
+            ("S3_ACCESS_KEY_ID", target.access_key_id),
+            ("S3_SECRET_ACCESS_KEY", target.secret_access_key),
+        ):
+            monkeypatch.setenv(f"TRENDFLOW_STORAGE__{name}", value)
+        args = ["--store", "s3"]
 
-    from trendflow.db.pool import connect
-
-    store = LocalStore(tmp_path / "store")
-
-    async def populate_and_clear() -> None:
+    async def populate_and_clear() -> dict[str, list[asyncpg.Record]]:
         conn = await connect(db_url)
         try:
             await _populate(conn, store)
+            before = await _snapshot(conn)
             await conn.execute("TRUNCATE videos, runs, run_components, artifacts CASCADE")
+            return before
+        finally:
+            await conn.close()
+            if isinstance(store, S3Store):
+                await store.close()
+
+    async def snapshot() -> dict[str, list[asyncpg.Record]]:
+        conn = await connect(db_url)
+        try:
+            return await _snapshot(conn)
         finally:
             await conn.close()
 
-    asyncio.run(populate_and_clear())
+    before = asyncio.run(populate_and_clear())
     monkeypatch.setenv("TRENDFLOW_DATABASE_URL", db_url)
-    assert main(["index", "rebuild", "--store", "local", "--root", str(store.root)]) == 0
+    assert main(["index", "rebuild", *args]) == 0
     out = capsys.readouterr().out
     assert '"runs": 3' in out and '"failures": {}' in out
+    if kind == "s3":
+        assert f"s3://{target.bucket}" in out
+    assert asyncio.run(snapshot()) == before

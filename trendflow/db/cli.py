@@ -155,7 +155,11 @@ async def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
 
     async def body(conn: Any) -> int:
         await apply_migrations(conn)
-        report = await rebuild_index(conn, store)
+        try:
+            report = await rebuild_index(conn, store)
+        finally:
+            # An S3 store's HTTP session belongs to this event loop, which ends with the command.
+            await store.close()
         print(
             json.dumps(
                 {

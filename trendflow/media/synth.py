@@ -501,6 +501,75 @@ def truncated(path: Path, keep_fraction: float = 0.5, duration_s: float = 8.0) -
     return Clip(path, duration_s, fps, 192, 108, True, notes={"keep_fraction": keep_fraction})
 
 
+def _small_gop_clip(path: Path, container_format: str, n: int, fps: float) -> None:
+    """96×64 textured frames with a keyframe every second, plus the tone bed (AAC)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), "w", format=container_format) as out:
+        vstream = out.add_stream("libx264", rate=rate)
+        vstream.width, vstream.height = 96, 64
+        vstream.pix_fmt = "yuv420p"
+        vstream.options = {"preset": "ultrafast", "crf": "23", "g": str(max(1, round(fps)))}
+        astream = out.add_stream("aac", rate=AUDIO_RATE, layout="mono")
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(_texture(64, 96, i), format="rgb24")
+            frame.pts, frame.time_base = i, 1 / rate
+            out.mux(vstream.encode(frame))
+        out.mux(vstream.encode(None))
+        _encode_audio(out, astream, _sine(440.0, n / fps, 0.1), AUDIO_RATE)
+
+
+def ts_lost_packets(
+    path: Path, duration_s: float = 8.0, fps: float = 12.0, lost: int = 40
+) -> Clip:
+    """An MPEG-TS whose middle lost ``lost`` 188-byte transport packets (a broken broadcast).
+
+    The demuxer flags the PES packet that spans the gap as corrupt; everything else is intact.
+    """
+    path = Path(path)
+    n = _n_frames(duration_s, fps)
+    _small_gop_clip(path, "mpegts", n, fps)
+    data = path.read_bytes()
+    middle = len(data) // 188 // 2 * 188
+    path.write_bytes(data[:middle] + data[middle + lost * 188 :])
+    return Clip(path, n / fps, fps, 96, 64, True, notes={"lost_ts_packets": lost})
+
+
+def garbled_packets(
+    path: Path,
+    first: int = 0,
+    count: int | None = 1,
+    duration_s: float = 8.0,
+    fps: float = 12.0,
+    seed: int = 0,
+) -> Clip:
+    """An MP4 (a keyframe every second) whose video packets ``[first, first + count)`` — all
+    from ``first`` when ``count`` is None — hold random bytes. The container and its index are
+    intact, so only decoding fails; the default garbles the first keyframe.
+    """
+    path = Path(path)
+    n = _n_frames(duration_s, fps)
+    _small_gop_clip(path, "mp4", n, fps)
+    with av.open(str(path)) as container:
+        spans = [
+            (p.pos, p.size) for p in container.demux(container.streams.video[0])
+            if p.size and p.pos is not None
+        ]
+    chosen = spans[first:] if count is None else spans[first : first + count]
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(seed)
+    for pos, size in chosen:
+        data[pos : pos + size] = rng.bytes(size)
+    path.write_bytes(bytes(data))
+    return Clip(path, n / fps, fps, 96, 64, True,
+                notes={"garbled_packets": [first, first + len(chosen)]})
+
+
+def garbled_all(path: Path) -> Clip:
+    """An MP4 whose every video packet holds random bytes: nothing can be decoded or repaired."""
+    return garbled_packets(path, first=0, count=None)
+
+
 def random_bytes(path: Path, size: int = 64_000, seed: int = 0) -> Clip:
     """Noise with an .mp4 name."""
     path = Path(path)
@@ -579,6 +648,9 @@ GENERATORS: dict[str, Callable[[Path], Clip]] = {
     "rotated": rotated,
     "vfr": vfr,
     "truncated": truncated,
+    "ts_lost_packets": ts_lost_packets,
+    "garbled_first_frame": garbled_packets,
+    "garbled_all": garbled_all,
     "random_bytes": random_bytes,
     "empty": empty_file,
     "image": image_file,
@@ -588,7 +660,7 @@ GENERATORS: dict[str, Callable[[Path], Clip]] = {
 }
 
 # File suffix per generator where it is not ".mp4".
-SUFFIXES: dict[str, str] = {"image": ".png", "audio_only": ".m4a"}
+SUFFIXES: dict[str, str] = {"image": ".png", "audio_only": ".m4a", "ts_lost_packets": ".ts"}
 
 
 def generate(name: str, out_dir: Path) -> Clip:

@@ -293,7 +293,10 @@ def reencode_tolerant(src: Path, dest: Path, *, crf: int, preset: str) -> tuple[
             aout = out.add_stream("aac", rate=ain.codec_context.sample_rate) if ain else None
             streams = [s for s in (vin, ain) if s is not None]
             rotation: int | None = None
+            start_pts: int | None = None  # the first video packet's time, decodable or not
             for packet in inp.demux(*streams):
+                if packet.stream is vin and packet.pts is not None and start_pts is None:
+                    start_pts = packet.pts
                 try:
                     decoded = packet.decode()
                 except av.error.FFmpegError:
@@ -308,6 +311,16 @@ def reencode_tolerant(src: Path, dest: Path, *, crf: int, preset: str) -> tuple[
                         frame.pict_type = av.video.frame.PictureType.NONE
                         if (frame.width, frame.height) != (vout.width, vout.height):
                             frame = frame.reformat(width=vout.width, height=vout.height)
+                        if (written == 0 and start_pts is not None and frame.pts is not None
+                                and frame.pts > start_pts):
+                            # The opening frames did not decode: hold the first picture that
+                            # did from the stream's start, so the copy keeps the original's
+                            # length and stays in step with the audio.
+                            held = av.VideoFrame.from_ndarray(
+                                frame.to_ndarray(format="yuv420p"), format="yuv420p"
+                            )
+                            held.pts, held.time_base = start_pts, frame.time_base
+                            out.mux(vout.encode(held))
                         out.mux(vout.encode(frame))
                         written += 1
                     elif aout is not None:
@@ -319,3 +332,46 @@ def reencode_tolerant(src: Path, dest: Path, *, crf: int, preset: str) -> tuple[
     if written == 0:
         raise VideoFileCorrupted("no video frame could be decoded", file=src.name)
     return written, skipped
+
+
+def remux_tolerant(src: Path, dest: Path) -> int:
+    """Copy ``src``'s first video and audio streams into a fresh MP4 without re-encoding.
+
+    The demuxer drops packets it flags as corrupt (``+discardcorrupt``) and fills in missing
+    presentation times (``+genpts``); the MP4 muxer writes a new index. Returns the number of
+    video packets copied; FFmpeg's refusal (a codec MP4 cannot carry, a demux error part-way)
+    is a :class:`VideoFileCorrupted` saying so.
+    """
+    copied = 0
+    try:
+        with av.open(str(src), options={"fflags": "+discardcorrupt+genpts"}) as inp:
+            vin = inp.streams.video[0]
+            ain = inp.streams.audio[0] if inp.streams.audio else None
+            with av.open(str(dest), "w", format="mp4") as out:
+                targets = {vin.index: out.add_stream_from_template(vin)}
+                if ain is not None:
+                    targets[ain.index] = out.add_stream_from_template(ain)
+                for packet in inp.demux(*[s for s in (vin, ain) if s is not None]):
+                    if packet.size == 0 or (packet.pts is None and packet.dts is None):
+                        continue  # end-of-stream markers; nothing a muxer can place
+                    is_video = packet.stream is vin
+                    packet.stream = targets[packet.stream.index]
+                    out.mux(packet)
+                    copied += int(is_video)
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise VideoFileCorrupted(
+            f"remux failed: {type(exc).__name__}: {exc}", file=src.name
+        ) from exc
+    return copied
+
+
+def count_decodable_frames(path: Path) -> int:
+    """Decode every video frame of ``path`` strictly; :class:`VideoFileCorrupted` on any error.
+
+    The check that a repaired copy will not fail part-way through the timeline decode (the
+    packet scan does not decode, so damage inside packets only shows here).
+    """
+    frames = 0
+    for _ in _decoded_frames(path):
+        frames += 1
+    return frames

@@ -163,9 +163,9 @@ class Segmenter:
         # Refuse by length before anything heavy (the claim is what the container says).
         self._check_duration(head.claimed_duration_s, path.name)
         scan = scan_packets(path)
-        damaged = scan.demux_error is not None or scan.corrupt_packets or not head.first_frame_ok
-        if damaged:
-            path, head, scan = self._repair(path, head, scan, own, steps)
+        damage = _damage(head, scan)
+        if damage is not None:
+            path, head, scan = self._repair(path, head, scan, damage, own, steps)
         self._check_truncation(path, head, scan)
         self._check_duration(scan.duration_s, path.name)
         return self._plan(path, meta, kind, head, scan, steps, workdir)
@@ -187,17 +187,19 @@ class Segmenter:
         path: Path,
         head: ProbeResult,
         scan: PacketScan,
+        reason: str,
         own: Path,
         steps: list[PreprocessingStep],
     ) -> tuple[Path, ProbeResult, PacketScan]:
-        """Error-tolerant decode + re-encode (H.264, CRF); the copy must be whole and readable."""
+        """Remux (lossless) when that gives a whole, decodable copy; else re-encode tolerantly."""
+        log.info("repairing %s: %s", path.name, reason)
+        try:
+            return self._remux(path, head, scan, reason, own, steps)
+        except TrendflowError as exc:
+            remux_failed = exc.message
+        log.info("remux of %s did not help (%s); re-encoding", path.name, remux_failed)
         s = self.settings
         dest = own / "repaired.mp4"
-        reason = scan.demux_error or (
-            f"{scan.corrupt_packets} corrupt packets" if scan.corrupt_packets
-            else "first frame does not decode"
-        )
-        log.info("repairing %s: %s", path.name, reason)
         try:
             written, skipped = decode.reencode_tolerant(
                 path, dest, crf=s.repair_crf, preset=s.repair_preset
@@ -208,7 +210,7 @@ class Segmenter:
             raise VideoFileCorrupted(
                 f"the file is damaged and could not be repaired ({exc.message})", file=path.name
             ) from exc
-        if new_scan.demux_error is not None or not new_head.first_frame_ok:
+        if _damage(new_head, new_scan) is not None:
             raise VideoFileCorrupted("the repaired copy is still unreadable", file=path.name)
         # The repaired copy must cover what the original claimed, else data is missing.
         self._check_truncation(path, head, new_scan)
@@ -217,7 +219,46 @@ class Segmenter:
                 kind="repair_reencode",
                 detail=f"error-tolerant decode and re-encode (H.264 CRF {s.repair_crf}): {reason}",
                 params={"crf": s.repair_crf, "preset": s.repair_preset,
-                        "frames": written, "skipped_packets": skipped},
+                        "frames": written, "skipped_packets": skipped,
+                        "remux_failed": remux_failed},
+            )
+        )
+        return dest, new_head, new_scan
+
+    def _remux(
+        self,
+        path: Path,
+        head: ProbeResult,
+        scan: PacketScan,
+        reason: str,
+        own: Path,
+        steps: list[PreprocessingStep],
+    ) -> tuple[Path, ProbeResult, PacketScan]:
+        """Stream-copy into a fresh MP4 dropping corrupt packets; raise unless the copy is sound.
+
+        Sound means: no damage the scan sees, as long as the original claimed, and every frame
+        decodes (the one full decode, paid only for damaged files, so that the timeline decode
+        cannot fail part-way on a copy that was accepted here).
+        """
+        dest = own / "remuxed.mp4"
+        try:
+            copied = decode.remux_tolerant(path, dest)
+            new_head = probe(dest)
+            new_scan = scan_packets(dest)
+            if (still := _damage(new_head, new_scan)) is not None:
+                raise VideoFileCorrupted(f"the remuxed copy is still damaged: {still}")
+            self._check_truncation(path, head, new_scan)
+            decode.count_decodable_frames(dest)
+        except TrendflowError:
+            dest.unlink(missing_ok=True)
+            raise
+        steps.append(
+            PreprocessingStep(
+                kind="remux",
+                detail="stream copy into a new MP4 without re-encoding, corrupt packets "
+                f"dropped and timestamps regenerated: {reason}",
+                params={"video_packets": copied,
+                        "dropped_packets": max(0, scan.n_packets - new_scan.n_packets)},
             )
         )
         return dest, new_head, new_scan
@@ -319,3 +360,14 @@ class Segmenter:
         return decode.extract_audio(
             prepared.path, tuple(self.settings.audio_rates_hz), prepared.info.duration_s
         )
+
+
+def _damage(head: ProbeResult, scan: PacketScan) -> str | None:
+    """Why the file needs repair (demuxing stopped, packets flagged corrupt, no first frame)."""
+    if scan.demux_error is not None:
+        return scan.demux_error
+    if scan.corrupt_packets:
+        return f"{scan.corrupt_packets} corrupt packets"
+    if not head.first_frame_ok:
+        return "first frame does not decode"
+    return None
