@@ -176,6 +176,9 @@ async def test_results_another_user_reuses_are_kept_for_them_without_the_owner(
     bob_npz = await api.client.get(f"/api/runs/{bob_run['run_id']}/components/shot_detection.npz",
                                    headers=api["bob"].headers)
     assert bob_npz.status_code == 200
+    # Even before any deletion, bob never sees alice's id in the results he reuses.
+    shown = await api.client.get(f"/api/runs/{bob_run['run_id']}", headers=api["bob"].headers)
+    assert str(api["alice"].user.user_id) not in shown.text
 
     r = await delete(api, "alice", alice_run)
     assert r.status_code == 200, r.text

@@ -107,6 +107,9 @@ async def run_result(
             f"run {run_id} has no results yet (status {run.status})", status=run.status
         ) from None
     manifest = Manifest.from_json_bytes(raw)
+    if manifest.run.user_id is not None and manifest.run.user_id != str(user.user_id):
+        # A cached run shows the files of another user's run: never that user's id.
+        manifest.run.user_id = None
     components = {}
     for name in sorted(set(manifest.artifact_keys().values())):
         data = await store.get_bytes(artifact_key(run.platform_id, run.video_id, source_id, name))
