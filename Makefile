@@ -61,6 +61,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check trendflow tests benchmarks
+	$(BIN)/mypy trendflow
 
 clean-data:
 	rm -rf .trendflow

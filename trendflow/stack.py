@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from pydantic import SecretStr
@@ -262,10 +262,9 @@ class _Supervisor:
             s.triton.enabled = False  # the API refuses model-backed runs instead of failing them
             self.log(f"triton: not started ({why}); start it with --triton on")
             return
-        ports = {"http_port": _free_port(), "grpc_port": _free_port(),
-                 "metrics_port": _free_port()}
         work = stack_dir(s) / "triton"
-        info = start_server(s.triton.repository, work, **ports,
+        info = start_server(s.triton.repository, work, http_port=_free_port(),
+                            grpc_port=_free_port(), metrics_port=_free_port(),
                             model_config_name=s.triton.model_config_name,
                             timeout_s=s.triton.startup_timeout_s)
         s.triton.http_port, s.triton.grpc_port = info.http_port, info.grpc_port
@@ -276,7 +275,7 @@ class _Supervisor:
                              "log": info.log_path}
         self.log(f"triton: pid {info.pid}, {s.triton.url}")
 
-    def ray_cpus(self) -> float:
+    def ray_cpus(self) -> int:
         """Logical CPUs to declare: what the stack's actors request, at least the real cores.
 
         Ray's CPU count is accounting, not isolation; on a small machine the stack's actors
@@ -291,11 +290,13 @@ class _Supervisor:
 
             model_backed = [c for c in all_components().values() if c.USES_MODEL_SERVER]
             need += rt.cpu_worker_cpus * len(model_backed)
-        return float(max(os.cpu_count() or 1, int(need + 0.999) + 1))
+        return max(os.cpu_count() or 1, int(need + 0.999) + 1)
 
     def start_ray(self) -> None:
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         import ray
+        from ray._private.node import Node
+        from ray._private.worker import RayContext
 
         api = self.settings.api
         # Short: unix socket paths under the temp dir must stay below 107 bytes.
@@ -314,7 +315,10 @@ class _Supervisor:
             runtime_env={"env_vars": {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}},
             _system_config={"free_objects_period_milliseconds": 100},
         )
-        node = ray._private.worker._global_node
+        if not isinstance(ctx, RayContext):  # a Ray Client context comes only from ray://
+            raise RuntimeError(f"ray.init returned {type(ctx).__name__}, not a local node")
+        # Set by the ray.init above; Ray declares the global as plain `None`, without its type.
+        node = cast(Node, ray._private.worker._global_node)
         pids = [info.process.pid for infos in node.all_processes.values() for info in infos
                 if info.process is not None]
         self.state.ray_address = ctx.address_info["address"]

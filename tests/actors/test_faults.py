@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -120,7 +121,9 @@ async def test_a_logic_error_fails_the_run_at_once_without_retries(
 async def test_cancelling_a_running_run_stops_it_and_keeps_the_manifest(
     runtime: Runtime, start_scheduler, long_clip
 ) -> None:
-    sched = start_scheduler(_with(runtime.settings, chunks_in_flight=1))
+    # One run at a time: the second stays queued (two admitted together would race for the
+    # one Segmenter, and the second could finish before it is cancelled).
+    sched = start_scheduler(_with(runtime.settings, chunks_in_flight=1, max_concurrent_runs=1))
     upload = await runtime.upload_clip(long_clip)
     [run_id, queued] = await runtime.queue(2, upload=upload)
     await _analysing(runtime, [run_id])
@@ -134,5 +137,56 @@ async def test_cancelling_a_running_run_stops_it_and_keeps_the_manifest(
     )
     assert manifest.run.status == "cancelled"
     assert all(r.status in ("ok", "empty", "pending") for r in manifest.components.values())
-    await asyncio.sleep(0.5)
-    assert ray.get(sched.describe.remote())["active_runs"] == []
+    # The scheduler lets go of both runs (it may still be unwinding the first one's stream).
+    for _ in range(100):
+        active = ray.get(sched.describe.remote())["active_runs"]
+        if not active:
+            break
+        await asyncio.sleep(0.1)
+    assert active == []
+
+
+async def test_a_segmenter_killed_mid_decode_is_prepared_again_and_the_run_resumes(
+    runtime: Runtime, start_scheduler, long_clip, ray_cluster: dict[str, object]
+) -> None:
+    settings = _with(runtime.settings, chunks_in_flight=1)
+    sched = start_scheduler(settings)
+    upload = await runtime.upload_clip(long_clip)
+    [reference] = await runtime.queue(1, upload=upload)
+    assert (await runtime.wait([reference]))[reference].status == "ok"
+    [name] = ray.get(sched.describe.remote())["actors"]["segmenter"]
+    segmenter = _actor(name, settings)
+    pid = ray.get(segmenter.pid.remote())  # asked while idle: a decoding actor answers late
+
+    [run_id] = await runtime.queue(1, upload=upload)
+    await _analysing(runtime, [run_id])
+    row = (await runtime.runs([run_id]))[run_id]
+    key = manifest_key(row.platform_id, row.video_id, run_id)
+    store = open_store(runtime.settings)
+    # Nothing is reduced yet: the frame stream is still being decoded and mapped.
+    assert {r.status for r in (await load_manifest(store, key)).components.values()} == {
+        "running"
+    }
+    killed_at = time.time()
+    os.kill(pid, signal.SIGKILL)
+    row = (await runtime.wait([run_id]))[run_id]
+    assert row.status == "ok", row.error
+    assert row.attempts == 1  # resumed inside the run, not requeued
+    assert ray.get(segmenter.pid.remote()) != pid  # Ray restarted the Segmenter
+    got, want = await _outputs(runtime, run_id), await _outputs(runtime, reference)
+    for component in COMPONENTS:
+        assert sorted(got[component]) == sorted(want[component]), component
+        for array, expected in want[component].items():
+            np.testing.assert_array_equal(
+                got[component][array], expected, err_msg=f"{component}.{array}"
+            )
+    # The kill broke the chunk stream (not a run that had finished decoding): the scheduler
+    # logged that it prepared the video again.
+    logs = Path(str(ray_cluster["temp_dir"])).glob("session_*/logs/*.err")
+    assert any(f"the Segmenter lost run {run_id}" in p.read_text(errors="replace") for p in logs)
+    manifest = await load_manifest(store, key)
+    assert manifest.run.status == "ok" and not manifest.run.warnings
+    # Each component ran once: started before the kill, finished after it, one artifact.
+    for component, rec in manifest.components.items():
+        assert rec.status == "ok" and len(rec.artifacts) == 1, component
+        assert rec.started_at.timestamp() < killed_at < rec.finished_at.timestamp(), component

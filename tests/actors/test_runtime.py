@@ -81,21 +81,21 @@ async def test_ray_runtime_writes_the_same_arrays_as_the_local_runner(
 async def test_runs_from_several_users_drain_each_exactly_once_in_fifo_order(
     runtime: Runtime, start_scheduler
 ) -> None:
+    n_runs, n_users = 50, 5  # the scale the runtime is specified for
     from trendflow.db.repositories import users as users_repo
 
     async with runtime.pool.acquire() as conn:
         users = [
             (await users_repo.create_user(conn, email=f"user{i}@example.com")).user_id
-            for i in range(3)
+            for i in range(n_users)
         ]
     ids: list[str] = []
-    for _round in range(3):
-        for user in users:
-            ids += await runtime.queue(1, user_id=user)
+    for i in range(n_runs):  # the users take turns, as arrivals interleave
+        ids += await runtime.queue(1, user_id=users[i % n_users])
     start_scheduler(runtime.settings.model_copy(
         update={"runtime": runtime.settings.runtime.model_copy(update={"max_concurrent_runs": 3})}
     ))
-    rows = await runtime.wait(ids, timeout_s=240)
+    rows = await runtime.wait(ids, timeout_s=30.0 * n_runs)
     assert {r.status for r in rows.values()} == {"ok"}
     assert all(r.attempts == 1 for r in rows.values())  # claimed once, never re-run
     by_creation = sorted(rows.values(), key=lambda r: (r.created_at, r.run_id))

@@ -15,7 +15,9 @@ thread, started in ``__init__``, so a restarted scheduler resumes by itself:
 3. **Execution** — per run: the Segmenter actor prepares the video; each dependency layer of
    components maps over the frame chunks streamed through the object store (at most
    ``chunks_in_flight`` chunks per run), reduces, persists its NPZ and rewrites the manifest;
-   ``run_components`` and ``runs`` follow every stage.
+   ``run_components`` and ``runs`` follow every stage. A Segmenter lost mid-stream (its
+   process died, Ray restarted it) is asked to prepare the video again and the stream resumes
+   at the first chunk not yet received, within the retry budget.
 
 Failure rules are :mod:`trendflow.actors.policy`. Cancelling a run stops its work and keeps what
 finished. See ``docs/runtime.md`` for operating it.
@@ -67,7 +69,9 @@ from trendflow.db.repositories import runs as runs_repo
 from trendflow.errors import (
     ArtifactNotFound,
     ConfigError,
+    MediaError,
     OutOfMemory,
+    RunNotFound,
     RunUnschedulable,
     TimeoutExceeded,
     TransientError,
@@ -104,6 +108,10 @@ _WORKER_LOST = (ActorDiedError, ActorUnavailableError, RayActorError)
 
 class _Cancelled(Exception):
     """Raised inside a run's task when the run was cancelled (never leaves the scheduler)."""
+
+
+class _SegmenterLost(Exception):
+    """A run's chunk stream broke because its Segmenter actor died or restarted (internal)."""
 
 
 class _RunFailed(Exception):
@@ -535,6 +543,8 @@ class _RunExecution:
         self.manifest: Manifest | None = None
         self.segmenter: Any = None
         self.audio_ref: Any = None
+        self.sampling: tuple[float, int] | None = None  # (fps, height) the video is prepared at
+        self.segmenter_losses = 0  # chunk streams broken by a lost Segmenter, for the budget
         self.timeouts: Timeouts = resolve_timeouts(self.rt, None, _timeout_overrides(run))
         self.warnings: list[str] = []
 
@@ -669,14 +679,19 @@ class _RunExecution:
         await self._stage("segmenting")
         self._t0 = time.time()
         self.s._segment_starts.setdefault(self.run_id, time.time())
+        self.sampling = (profile.sampling.fps, profile.sampling.height)
+        return await self._prepare_video()
+
+    async def _prepare_video(self) -> PreparedSummary:
+        """Fetch and prepare the video on a Segmenter actor (again after one lost it)."""
+        assert self.sampling is not None
+        fps, height = self.sampling
         deadline = time.monotonic() + self.timeouts.segment_s
 
         async def call() -> PreparedSummary:
             self.segmenter = self.s._pools.segmenter()
             return await _await_ref(
-                self.segmenter.prepare.remote(
-                    self.run_id, self.run.source, profile.sampling.fps, profile.sampling.height
-                ),
+                self.segmenter.prepare.remote(self.run_id, self.run.source, fps, height),
                 deadline - time.monotonic(),
             )
 
@@ -794,11 +809,12 @@ class _RunExecution:
         indices = union_indices(
             [component_indices(s.cls, summary.timeline) for s in states]  # type: ignore[misc]
         )
-        gen = self.segmenter.chunks.options(
-            num_returns="streaming", _generator_backpressure_num_objects=1
-        ).remote(self.run_id, indices)
         in_flight: deque[tuple[Any, list[asyncio.Task[None]]]] = deque()
+        # Chunks are numbered in stream order (deterministic for a prepared video); partials
+        # are keyed by that position, and a stream resumed after a lost Segmenter skips the
+        # chunks already taken. Those stay valid: their objects belong to this actor.
         position = 0
+        stream: tuple[Any, Any] | None = None  # (generator, its async iterator)
 
         def required_failed() -> bool:
             return any(s.failed is not None and s.required for s in states)
@@ -809,7 +825,6 @@ class _RunExecution:
             # it (at the raylet's next batched free: free_objects_period_milliseconds).
             await asyncio.gather(*tasks)
 
-        chunks = gen.__aiter__()
         try:
             while True:
                 # Take the next chunk only when there is room: with the generator's
@@ -819,10 +834,19 @@ class _RunExecution:
                 live = [s for s in states if s.failed is None]
                 if not live or required_failed():
                     break
+                if stream is None:
+                    gen = self.segmenter.chunks.options(
+                        num_returns="streaming", _generator_backpressure_num_objects=1
+                    ).remote(self.run_id, indices, position)
+                    stream = (gen, gen.__aiter__())
                 try:
-                    chunk_ref = await chunks.__anext__()
+                    chunk_ref = await self._next_chunk(*stream)
                 except StopAsyncIteration:
                     break
+                except _SegmenterLost as lost:
+                    stream = None
+                    await self._segmenter_lost(lost, summary, position)
+                    continue
                 tasks = [
                     asyncio.get_running_loop().create_task(self._map_one(s, position, chunk_ref))
                     for s in live
@@ -832,17 +856,69 @@ class _RunExecution:
                 position += 1
             while in_flight and not required_failed():
                 await retire_oldest()
-        except _WORKER_LOST as exc:
-            raise _RunFailed(
-                TransientError("the Segmenter actor was lost while decoding", run_id=self.run_id)
-            ) from exc
-        except ray.exceptions.RayTaskError as exc:
-            error = as_trendflow_error(_ray_error(exc), "segmenter")
-            raise _RunFailed(error) from exc
         finally:
             for _, tasks in in_flight:
                 for task in tasks:
                     task.cancel()
+
+    async def _next_chunk(self, gen: Any, chunks: Any) -> Any:
+        """The next chunk's ref from the Segmenter's stream.
+
+        Raises ``StopAsyncIteration`` at its end, :class:`_SegmenterLost` when the Segmenter
+        died or restarted (it no longer holds the run), ``_RunFailed`` on a decoding error.
+        """
+        try:
+            chunk_ref = await chunks.__anext__()
+            if gen.is_finished():
+                # A failed stream ends with one more ref that holds its error: read the task's
+                # outcome (a small object) before that ref reaches any worker.
+                await _await_ref(gen.completed(), None)
+            return chunk_ref
+        except _WORKER_LOST as exc:
+            raise _SegmenterLost(str(exc)) from exc
+        except ray.exceptions.RayTaskError as exc:
+            error = _ray_error(exc)
+            if isinstance(error, RunNotFound):  # restarted since it prepared the run
+                raise _SegmenterLost(error.message) from exc
+            raise _RunFailed(as_trendflow_error(error, "segmenter")) from exc
+
+    async def _segmenter_lost(
+        self, lost: _SegmenterLost, summary: PreparedSummary, position: int
+    ) -> None:
+        """Prepare the video again so its chunk stream can resume at ``position``.
+
+        Counts against the run's retry budget like a lost worker; a media error from the new
+        preparation fails the run at once.
+        """
+        verdict = decide(
+            lost, attempt=self.segmenter_losses, halvings=0, settings=self.rt, worker_lost=True
+        )
+        get_metrics().error("transient_error")
+        if verdict is not Verdict.RETRY:
+            raise _RunFailed(
+                TransientError(
+                    f"the Segmenter actor was lost {self.segmenter_losses + 1} times while "
+                    "decoding; giving up",
+                    run_id=self.run_id,
+                )
+            ) from lost
+        log.warning(
+            "the Segmenter lost run %s while decoding (%s); preparing it again to resume at "
+            "chunk %d", self.run_id, lost, position,
+        )
+        await asyncio.sleep(backoff_s(self.segmenter_losses, self.rt))
+        self.segmenter_losses += 1
+        again = await self._prepare_video()
+        if (again.timeline, again.chunk_frames) != (summary.timeline, summary.chunk_frames):
+            raise _RunFailed(
+                MediaError(
+                    "the video changed between two preparations of the same run "
+                    f"({summary.timeline} → {again.timeline}); its chunks cannot be resumed",
+                    run_id=self.run_id,
+                )
+            )
+        if self.audio_ref is not None:  # it may have been lost with the old actor
+            self.audio_ref = self.segmenter.audio.remote(self.run_id)
 
     async def _map_one(self, state: _ComponentState, position: int, chunk_ref: Any) -> None:
         if state.failed is not None:
@@ -1063,7 +1139,10 @@ def scheduler_options(rt: RuntimeSettings) -> dict[str, Any]:
 
 def start_scheduler(settings: Settings, *, timeout_s: float = 120.0) -> Any:
     """Create (or find) the scheduler actor and wait until it is serving; returns its handle."""
-    handle = ray.remote(Scheduler).options(**scheduler_options(settings.runtime)).remote(settings)
+    # Any: Ray's typed handle shows actor methods as plain methods (no ``.remote``).
+    handle: Any = (
+        ray.remote(Scheduler).options(**scheduler_options(settings.runtime)).remote(settings)
+    )
     ray.get(handle.ready.remote(timeout_s), timeout=timeout_s + 10)
     return handle
 

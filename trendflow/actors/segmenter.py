@@ -11,6 +11,7 @@ the last component mapped it (the scheduler drops its ref and Ray's reference co
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
@@ -117,15 +118,22 @@ class SegmenterActor:
         segmenter, prepared = self._get(run_id)
         return segmenter.extract_audio(prepared)
 
-    def chunks(self, run_id: str, union_indices: np.ndarray) -> Iterator[FrameChunk]:
+    def chunks(
+        self, run_id: str, union_indices: np.ndarray, skip: int = 0
+    ) -> Iterator[FrameChunk]:
         """Stream the union frames in chunks (call with ``num_returns="streaming"``).
 
-        Each chunk is archived under ``frames/<run_id>/`` first when the settings keep frames
-        (the run's manifest is already stored by then, as the retention job expects).
+        ``skip`` resumes a stream that broke off: the first ``skip`` chunks are decoded (the
+        next chunk's context frame comes from them) but not emitted, so the chunks that follow
+        are identical to an unbroken stream's. Each emitted chunk is archived under
+        ``frames/<run_id>/`` first when the settings keep frames (the run's manifest is already
+        stored by then, as the retention job expects).
         """
         segmenter, prepared = self._get(run_id)
         seg = self._settings.segmenter
-        for chunk in segmenter.iter_chunks(prepared, union_indices):
+        for position, chunk in enumerate(segmenter.iter_chunks(prepared, union_indices)):
+            if position < skip:
+                continue
             if seg.archive_frames:
                 self._run_async(
                     archive_chunk(
@@ -145,6 +153,10 @@ class SegmenterActor:
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(coro)
+
+    def pid(self) -> int:
+        """The actor's process id (operators and fault tests)."""
+        return os.getpid()
 
     def release(self, run_id: str) -> None:
         """Forget the run and remove its work directory."""

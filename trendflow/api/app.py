@@ -159,7 +159,5 @@ def build_app(
 
     fastapi_app = create_app(factory, shedding=parsed.limits(settings))
     ingress = serve.ingress(fastapi_app)(ApiIngress)
-    deployment = serve.deployment(ingress).options(
-        **ApiIngress.deployment_options(settings, parsed)
-    )
+    deployment = serve.deployment(**ApiIngress.deployment_options(settings, parsed))(ingress)
     return deployment.bind(settings)

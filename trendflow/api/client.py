@@ -36,7 +36,7 @@ class AnalysisResult:
     status: str
     error: dict[str, Any] | None
     price: Decimal
-    charged: Decimal | None
+    charged: Decimal
     artifacts: str | None
     findings: dict[str, list[str]] = field(default_factory=dict)
     report: list[str] = field(default_factory=list)
@@ -196,11 +196,11 @@ def analyze(
                 raise ServiceUnavailable(f"run {run_id} did not finish in {timeout_s:.0f} s")
             time.sleep(poll_s)
 
-        result = AnalysisResult(run_id=run_id, status=st["status"], error=st.get("error"),
-                                price=Decimal(str(est["total"])), charged=None, artifacts=None)
         me = _raise_for(http.get("/api/me"), "me")
-        result.charged = sum((Decimal(str(e["amount"])) for e in me["ledger"]
-                              if e["run_id"] == run_id and e["kind"] == "charge"), Decimal(0))
+        charged = sum((Decimal(str(e["amount"])) for e in me["ledger"]
+                       if e["run_id"] == run_id and e["kind"] == "charge"), Decimal(0))
+        result = AnalysisResult(run_id=run_id, status=st["status"], error=st.get("error"),
+                                price=Decimal(str(est["total"])), charged=charged, artifacts=None)
         if st["status"] == "ok":
             res = _raise_for(http.get(f"/api/runs/{run_id}"), "results")
             result.findings = key_findings(res["components"])

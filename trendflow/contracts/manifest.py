@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Final, Literal, Self
 
 from pydantic import (
     AwareDatetime,
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from trendflow.pipeline.types import VideoInfo
     from trendflow.storage.base import ObjectInfo, ResultStore
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION: Final = 1
 MANIFEST_SCHEMA_ID = f"trendflow/manifest/v{MANIFEST_VERSION}"
 
 RunStatus = Literal["queued", "running", "ok", "error", "cancelled"]
@@ -281,7 +281,12 @@ class Manifest(_Model):
         try:
             return cls(
                 run=RunSection(
-                    **identity.fields(),
+                    platform_id=identity.platform_id,
+                    video_id=identity.video_id,
+                    run_id=identity.run_id,
+                    config_hash=identity.config_hash,
+                    sampling_policy_version=identity.sampling_policy_version,
+                    dataprocessor_version=identity.dataprocessor_version,
                     profile_id=profile_id,
                     user_id=user_id,
                     model_mapping=mapping,

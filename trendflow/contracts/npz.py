@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Final, Literal, Self
 
 import numpy as np
 from pydantic import AwareDatetime, Field, ValidationError, model_validator
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from trendflow.pipeline.components.base import Component, ComponentResult
 
 META_KEY = "meta"
-META_VERSION = 1
+META_VERSION: Final = 1
 NpzStatus = Literal["ok", "empty"]
 
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -135,7 +135,12 @@ def encode_npz(
     where = f"{component}.npz"
     try:
         meta = NpzMeta(
-            **identity.fields(),
+            platform_id=identity.platform_id,
+            video_id=identity.video_id,
+            run_id=identity.run_id,
+            config_hash=identity.config_hash,
+            sampling_policy_version=identity.sampling_policy_version,
+            dataprocessor_version=identity.dataprocessor_version,
             component=component,
             schema_version=schema_version,
             producer_version=producer_version,

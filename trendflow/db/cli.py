@@ -13,13 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from trendflow.settings import Settings, get_settings
 
 
-def _run(coro_fn: Callable[[argparse.Namespace, Settings], Awaitable[int]]) -> Any:
+def _run(
+    coro_fn: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]],
+) -> Callable[[argparse.Namespace], int]:
     def func(args: argparse.Namespace) -> int:
         return asyncio.run(coro_fn(args, get_settings()))
 

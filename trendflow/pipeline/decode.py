@@ -13,7 +13,7 @@ Frames are emitted chunk by chunk; nothing holds more than one chunk of frames.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -75,7 +75,7 @@ class _Graph:
         self._graph = av.filter.Graph()
         if isinstance(template, av.VideoFrame):
             src = self._graph.add_buffer(
-                width=template.width, height=template.height, format=template.format.name,
+                width=template.width, height=template.height, format=template.format,
                 time_base=template.time_base or Fraction(1, 1000),
             )
         else:
@@ -90,16 +90,16 @@ class _Graph:
         self._graph.configure()
 
     def push(self, frame: av.VideoFrame | None) -> list[av.VideoFrame]:
-        self._graph.push(frame)
+        self._graph.vpush(frame)
         out: list[av.VideoFrame] = []
         while True:
             try:
-                out.append(self._graph.pull())
+                out.append(self._graph.vpull())
             except (av.BlockingIOError, av.EOFError):
                 return out
 
 
-def _decoded_frames(path: Path) -> Iterator[tuple[av.VideoStream, av.VideoFrame]]:
+def _decoded_frames(path: Path) -> Generator[tuple[av.VideoStream, av.VideoFrame], None, None]:
     try:
         with av.open(str(path)) as container:
             vs = container.streams.video[0]
@@ -303,7 +303,8 @@ def reencode_tolerant(src: Path, dest: Path, *, crf: int, preset: str) -> tuple[
                     skipped += 1
                     continue
                 for frame in decoded:
-                    if packet.stream is vin:
+                    # Only `vin` and `ain` are demuxed, so a frame is video or audio.
+                    if isinstance(frame, av.VideoFrame):
                         if rotation is None:
                             rotation = int(round(frame.rotation or 0)) % 360
                             if rotation:
@@ -317,13 +318,14 @@ def reencode_tolerant(src: Path, dest: Path, *, crf: int, preset: str) -> tuple[
                             # did from the stream's start, so the copy keeps the original's
                             # length and stays in step with the audio.
                             held = av.VideoFrame.from_ndarray(
-                                frame.to_ndarray(format="yuv420p"), format="yuv420p"
+                                np.asarray(frame.to_ndarray(format="yuv420p"), dtype=np.uint8),
+                                format="yuv420p",
                             )
                             held.pts, held.time_base = start_pts, frame.time_base
                             out.mux(vout.encode(held))
                         out.mux(vout.encode(frame))
                         written += 1
-                    elif aout is not None:
+                    elif isinstance(frame, av.AudioFrame) and aout is not None:
                         frame.pts = None
                         out.mux(aout.encode(frame))
             out.mux(vout.encode(None))
@@ -348,7 +350,9 @@ def remux_tolerant(src: Path, dest: Path) -> int:
             vin = inp.streams.video[0]
             ain = inp.streams.audio[0] if inp.streams.audio else None
             with av.open(str(dest), "w", format="mp4") as out:
-                targets = {vin.index: out.add_stream_from_template(vin)}
+                targets: dict[int, av.stream.Stream] = {
+                    vin.index: out.add_stream_from_template(vin)
+                }
                 if ain is not None:
                     targets[ain.index] = out.add_stream_from_template(ain)
                 for packet in inp.demux(*[s for s in (vin, ain) if s is not None]):

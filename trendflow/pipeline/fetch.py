@@ -109,7 +109,7 @@ def fetch_direct_url(url: str, dest_dir: Path, settings: SegmenterSettings) -> F
 def _download(
     url: str, dest_dir: Path, settings: SegmenterSettings, fmt: str, *, captions: bool
 ) -> Fetched:
-    last: Exception | None = None
+    last: _Retryable | None = None
     for attempt in range(1, settings.download_tries + 1):
         try:
             return _download_once(url, dest_dir, settings, fmt, captions=captions)

@@ -88,6 +88,11 @@ def decode_chunk(data: bytes) -> ArchivedChunk:
         frames = np.empty((len(offsets) - 1, meta["height"], meta["width"], 3), np.uint8)
         for i in range(len(frames)):
             bgr = cv2.imdecode(jpeg[offsets[i] : offsets[i + 1]], cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise ContractViolation(
+                    "a frame of the archive is not a decodable JPEG",
+                    chunk=meta.get("chunk"), frame=i,
+                )
             frames[i] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         return ArchivedChunk(
             int(meta["chunk"]), npz["frame_indices"], npz["timestamps_s"], frames, meta

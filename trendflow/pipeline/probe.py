@@ -132,6 +132,8 @@ def scan_packets(path: Path) -> PacketScan:
     with open_media(path) as container:
         vs = container.streams.video[0]
         tb = vs.time_base
+        if tb is None:
+            raise VideoFileCorrupted("the video stream has no time base", file=path.name)
         try:
             for packet in container.demux(vs):
                 if packet.pts is None:

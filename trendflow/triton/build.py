@@ -259,6 +259,7 @@ def _build_face_emotion(out: Path) -> Verification:
             output_names=["probs"],
             dynamic_shapes=({0: torch.export.Dim("batch", max=4096)},),
         )
+        assert program is not None  # the dynamo exporter always returns its ONNXProgram
         program.save(str(Path(tmp) / "model.onnx"))
         import onnx
 

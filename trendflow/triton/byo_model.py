@@ -58,7 +58,7 @@ def preprocess(images: np.ndarray, spec: dict) -> np.ndarray:
     batch = np.stack([_resize_one(np.ascontiguousarray(img), spec) for img in images])
     if spec["channel_order"] == "BGR":
         batch = batch[..., ::-1]
-    x = batch.astype(np.float32) * np.float32(spec["scale"])
+    x: np.ndarray = batch.astype(np.float32) * np.float32(spec["scale"])
     x = (x - np.asarray(spec["mean"], np.float32)) / np.asarray(spec["std"], np.float32)
     if spec["layout"] == "NCHW":
         x = x.transpose(0, 3, 1, 2)
@@ -81,6 +81,7 @@ def make_session(path: Path, args: dict, config: dict) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(params.get("intra_op_threads", "1"))
     opts.inter_op_num_threads = 1
+    providers: list[str | tuple[str, dict[str, int]]]
     if args["model_instance_kind"] == "GPU":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise RuntimeError("GPU instance requested but onnxruntime has no CUDA provider")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
@@ -18,7 +18,9 @@ from trendflow.errors import Forbidden
 
 router = APIRouter(prefix="/api/profiles", tags=["profiles"])
 ProfileId = Annotated[str, Path(pattern=PROFILE_ID_PATTERN)]
-_ERRORS = {400: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 403, 404)
+}
 
 
 def _out(p: repo.Profile, user: User) -> ProfileOut:

@@ -32,8 +32,9 @@ from trendflow.errors import ArtifactNotFound, RunNotReady
 from trendflow.storage.keys import artifact_key, manifest_key
 
 router = APIRouter(tags=["runs"])
-_ERRORS = {400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 404: {"model": ErrorOut},
-           409: {"model": ErrorOut}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 404, 409)
+}
 
 
 class ReportOut(BaseModel):

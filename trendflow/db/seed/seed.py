@@ -65,22 +65,29 @@ def load_seed(path: Path = SEED_FILE) -> SeedData:
                     source=res["source"],
                 )
             )
+            money = {
+                k: _dec(pr[k], f"{name}.pricing.{k}")
+                for k in (
+                    "base_cost",
+                    "cpu_cost_per_s",
+                    "gpu_cost_per_s",
+                    "cpu_s_per_unit",
+                    "gpu_s_per_unit",
+                    "markup",
+                    "cache_price",
+                )
+            }
             prices.append(
                 ComponentPrice(
                     component_name=name,
                     unit=pr["unit"],
-                    **{
-                        k: _dec(pr[k], f"{name}.pricing.{k}")
-                        for k in (
-                            "base_cost",
-                            "cpu_cost_per_s",
-                            "gpu_cost_per_s",
-                            "cpu_s_per_unit",
-                            "gpu_s_per_unit",
-                            "markup",
-                            "cache_price",
-                        )
-                    },
+                    base_cost=money["base_cost"],
+                    cpu_cost_per_s=money["cpu_cost_per_s"],
+                    gpu_cost_per_s=money["gpu_cost_per_s"],
+                    cpu_s_per_unit=money["cpu_s_per_unit"],
+                    gpu_s_per_unit=money["gpu_s_per_unit"],
+                    markup=money["markup"],
+                    cache_price=money["cache_price"],
                     resolution_factors=pr["resolution_factors"],
                     duration_factor_mode=pr["duration_factor_mode"],
                     duration_factor_params=pr["duration_factor_params"],

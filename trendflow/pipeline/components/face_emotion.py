@@ -107,6 +107,7 @@ class FaceEmotion(Component):
         self._faces = dict(faces)
         if not self._faces:  # faces was empty: nothing to classify, no model needed
             return
+        assert ctx.frame_indices is not None  # frame-based: super().setup checked it
         if not np.array_equal(self._faces["frame_indices"], ctx.frame_indices):
             raise ComponentError(
                 f"{self.NAME}: faces sampled other frames than this component",

@@ -178,9 +178,9 @@ class Loudness(Component):
     def reduce(self, partials: Sequence[Any]) -> ComponentResult:
         audio = self.context.audio
         if audio is None or not audio.present:
+            reason = "no audio track was given" if audio is None else audio.missing_reason
             return ComponentResult.empty(
-                EmptyReason.AUDIO_MISSING_OR_EXTRACT_FAILED,
-                audio.missing_reason if audio is not None else "no audio track was given",
+                EmptyReason.AUDIO_MISSING_OR_EXTRACT_FAILED, reason or "the audio track is empty"
             )
         samples = audio.at(RATE)
         block = round(_BLOCK_S * RATE)

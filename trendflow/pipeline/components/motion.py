@@ -22,7 +22,7 @@ mapped independently.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import cv2
 import numpy as np
@@ -63,7 +63,9 @@ def _grey_small(frame: np.ndarray) -> np.ndarray:
 
 def flow_measures(prev: np.ndarray, cur: np.ndarray, fps: float) -> tuple[float, ...]:
     """``(magnitude, camera_dx, camera_dy, camera_magnitude, object_magnitude)`` of two greys."""
-    flow = cv2.calcOpticalFlowFarneback(prev, cur, None, 0.5, 3, 15, 2, 5, 1.1, 0)
+    # `None` lets OpenCV allocate the output; its stubs type this in/out array as required.
+    no_flow = cast("cv2.typing.MatLike", None)
+    flow = cv2.calcOpticalFlowFarneback(prev, cur, no_flow, 0.5, 3, 15, 2, 5, 1.1, 0)
     flow = flow.reshape(-1, 2).astype(np.float64) * (fps / WORK_HEIGHT)
     magnitude = float(np.hypot(flow[:, 0], flow[:, 1]).mean())
     cam = np.median(flow, axis=0)
