@@ -177,6 +177,8 @@ class ApiSettings(BaseModel):
     # Extra requests Serve may hand a full replica only so that it can answer them 503 quickly.
     overload_answer_slots: int = Field(default=32, ge=1)
     replica_cpus: float = Field(default=0.5, ge=0)
+    # Serve's per-request access log lines (request counts and latencies are also metrics).
+    access_log: bool = True
     max_upload_mb: int = Field(default=2048, ge=1)
     upload_chunk_kb: int = Field(default=1024, ge=4)
     # POST /process/sync: development only, never in production.

@@ -138,6 +138,7 @@ class ApiIngress:
             "max_ongoing_requests": running + waiting + api.overload_answer_slots,
             "max_queued_requests": max(waiting, api.overload_answer_slots),
             "ray_actor_options": {"num_cpus": api.replica_cpus},
+            "logging_config": {"enable_access_log": api.access_log},
         }
 
 
