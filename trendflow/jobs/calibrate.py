@@ -20,7 +20,6 @@ samples are reported and left alone. ``--dry-run`` prints and changes nothing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import sys
 from collections.abc import Sequence
@@ -29,11 +28,12 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import asyncpg
 
+from trendflow import jobs
 from trendflow.billing.pricing import units_for, update_pricing, with_costs
 from trendflow.db.pool import open_database
 from trendflow.db.repositories import catalog
-from trendflow.errors import ConfigError, TrendflowError
-from trendflow.settings import Settings, get_settings
+from trendflow.errors import ConfigError
+from trendflow.settings import Settings
 
 PER_UNIT_QUANTUM = Decimal("0.000000001")  # component_pricing.*_s_per_unit is NUMERIC(20, 9)
 
@@ -218,12 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return asyncio.run(run_job(args, settings or get_settings()))
-    except TrendflowError as exc:
-        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr, flush=True)
-        return 2
+    return jobs.run_job(build_parser(), run_job, argv, settings)
 
 
 if __name__ == "__main__":

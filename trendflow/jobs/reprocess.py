@@ -15,7 +15,6 @@ Submit it to the cluster (token auth on; see ``docs/runtime.md``)::
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,12 +23,13 @@ from typing import Any
 
 import asyncpg
 
+from trendflow import jobs
 from trendflow.actors.enqueue import enqueue_run
 from trendflow.db.pool import open_database
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.db.repositories import users as users_repo
-from trendflow.errors import InputError, TrendflowError, UserNotFound
-from trendflow.settings import Settings, get_settings
+from trendflow.errors import InputError, UserNotFound
+from trendflow.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return asyncio.run(reprocess(args, settings or get_settings()))
-    except TrendflowError as exc:
-        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr, flush=True)
-        return 2
+    return jobs.run_job(build_parser(), reprocess, argv, settings)
 
 
 if __name__ == "__main__":

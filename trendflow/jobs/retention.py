@@ -29,7 +29,6 @@ Submit it to the cluster (token auth on; docs/operations.md)::
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import sys
 from collections.abc import Callable, Sequence
@@ -39,11 +38,12 @@ from typing import Final
 
 import numpy as np
 
+from trendflow import jobs
 from trendflow.contracts.manifest import Manifest, load_manifest, save_manifest
 from trendflow.contracts.npz import check_artifact, decode_npz, encode_npz
 from trendflow.contracts.schemas import load_component_schema
 from trendflow.errors import TrendflowError, UnsafeStorageKey
-from trendflow.settings import Settings, get_settings
+from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
 from trendflow.storage.keys import (
     FRAMES,
@@ -344,12 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return asyncio.run(run_job(args, settings or get_settings()))
-    except TrendflowError as exc:
-        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr, flush=True)
-        return 2
+    return jobs.run_job(build_parser(), run_job, argv, settings)
 
 
 if __name__ == "__main__":
