@@ -43,6 +43,7 @@ import httpx
 from pydantic import SecretStr
 
 from trendflow.errors import ConfigError, ServiceUnavailable
+from trendflow.processes import pid_alive
 from trendflow.settings import Settings, get_settings
 
 STATE_NAME = "state.json"
@@ -105,20 +106,6 @@ class StackState:
             return cls(**json.loads(path.read_text()))
         except FileNotFoundError:
             return None
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":  # a zombie has exited
-            return False
-    return True
 
 
 def running_state(settings: Settings) -> StackState | None:

@@ -22,6 +22,7 @@ import pytest
 from trendflow import stack
 from trendflow.api.client import demo_clip
 from trendflow.contracts.validate import validate_run
+from trendflow.processes import pid_alive
 from trendflow.settings import Settings
 from trendflow.storage.keys import run_prefix
 from trendflow.storage.local import LocalStore
@@ -47,7 +48,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         yield {"state": state, "settings": settings, "env": env, "data": data}
     finally:
         lines = stack.down(settings)
-        assert not stack.pid_alive(state.supervisor_pid), lines
+        assert not pid_alive(state.supervisor_pid), lines
 
 
 def _client(live: dict[str, Any], token: str) -> httpx.Client:

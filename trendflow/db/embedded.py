@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trendflow.errors import DatabaseError
+from trendflow.processes import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +59,8 @@ def _is_running(pgdata: Path) -> tuple[bool, list[int]]:
     info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
     running = info is not None and info.is_running()
     holders = DiskList(pgdata / ".handle_pids.json")
-    live = [pid for pid in holders.get() if _pid_alive(pid)]
+    live = [pid for pid in holders.get() if pid_alive(pid)]
     return running, live
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _prune_dead_holders(pgdata: Path) -> None:
@@ -79,7 +70,7 @@ def _prune_dead_holders(pgdata: Path) -> None:
 
     holders = DiskList(pgdata / ".handle_pids.json")
     pids = holders.get()
-    live = [pid for pid in pids if _pid_alive(pid)]
+    live = [pid for pid in pids if pid_alive(pid)]
     if live != pids:
         holders.put(live)
 
