@@ -27,8 +27,6 @@ from trendflow.settings import Settings
 from trendflow.storage.keys import run_prefix
 from trendflow.storage.local import LocalStore
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
