@@ -239,6 +239,7 @@ class _Supervisor:
         return token, profile_needs_triton([c.component_name for c in profile.components])
 
     def start_triton(self, needed: bool) -> None:
+        from trendflow.triton.build import build_all
         from trendflow.triton.server import start_server
 
         s = self.settings
@@ -249,6 +250,11 @@ class _Supervisor:
             s.triton.enabled = False  # the API refuses model-backed runs instead of failing them
             self.log(f"triton: not started ({why}); start it with --triton on")
             return
+        # The weights are built from installed packages on first use (idempotent: up-to-date
+        # models are checked by digest and skipped), so a fresh checkout serves every model.
+        reports = build_all(s.triton.repository)
+        built = [r.name for r in reports if r.status != "up_to_date"]
+        self.log(f"triton: models {'built: ' + ', '.join(built) if built else 'up to date'}")
         work = stack_dir(s) / "triton"
         info = start_server(s.triton.repository, work, http_port=_free_port(),
                             grpc_port=_free_port(), metrics_port=_free_port(),

@@ -103,7 +103,7 @@ def _metadata(a: Arrays) -> list[str]:
     d, w, h = _f(a, "duration_s"), _f(a, "width"), _f(a, "height")
     out = []
     if d is not None and w is not None and h is not None:
-        shape = "vertical" if h > w else "horizontal"
+        shape = "vertical" if h > w else "square" if h == w else "horizontal"
         out.append(f"The video lasts {d:.1f} s at {int(w)}x{int(h)} ({shape}).")
     return out
 
