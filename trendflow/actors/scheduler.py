@@ -556,34 +556,7 @@ class _RunExecution:
 
     async def _db_component(self, name: str, rec: ComponentRecord) -> None:
         async with self.s._db.acquire() as conn:
-            await rc_repo.upsert_run_component(
-                conn,
-                run_id=self.run.run_id,
-                component_name=name,
-                status=rec.status,
-                required=rec.required,
-                schema_version=rec.schema_version,
-                producer_version=rec.producer_version,
-                model=rec.model,
-                started_at=rec.started_at,
-                finished_at=rec.finished_at,
-                duration_ms=rec.duration_ms,
-                device_used=rec.device_used,
-                error=None if rec.error is None else rec.error.model_dump(mode="json"),
-                empty_reason=rec.empty_reason,
-                notes=rec.notes,
-                peak_ram_mb=rec.peak_ram_mb,
-                gpu_memory_mb=rec.gpu_memory_mb,
-            )
-            for art in rec.artifacts:
-                await rc_repo.add_artifact(
-                    conn,
-                    key=art.key,
-                    run_id=self.run.run_id,
-                    component_name=name,
-                    size_bytes=art.size,
-                    sha256=art.sha256,
-                )
+            await rc_repo.record_component(conn, run_id=self.run.run_id, name=name, record=rec)
 
     async def _stage(self, stage: str) -> None:
         async with self.s._db.acquire() as conn:

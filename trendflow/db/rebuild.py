@@ -105,35 +105,8 @@ async def restore_manifest(conn: asyncpg.Connection, manifest: Manifest) -> tupl
     await conn.execute("DELETE FROM run_components WHERE run_id = $1", run_id)
     artifacts = 0
     for name, comp in manifest.components.items():
-        await comp_repo.upsert_run_component(
-            conn,
-            run_id=run_id,
-            component_name=name,
-            status=comp.status,
-            required=comp.required,
-            schema_version=comp.schema_version,
-            producer_version=comp.producer_version,
-            model=comp.model,
-            started_at=comp.started_at,
-            finished_at=comp.finished_at,
-            duration_ms=comp.duration_ms,
-            device_used=comp.device_used,
-            error=None if comp.error is None else comp.error.model_dump(mode="json"),
-            empty_reason=None if comp.empty_reason is None else str(comp.empty_reason),
-            notes=list(comp.notes),
-            peak_ram_mb=comp.peak_ram_mb,
-            gpu_memory_mb=comp.gpu_memory_mb,
-        )
-        for art in comp.artifacts:
-            await comp_repo.add_artifact(
-                conn,
-                key=art.key,
-                run_id=run_id,
-                component_name=name,
-                size_bytes=art.size,
-                sha256=art.sha256,
-            )
-            artifacts += 1
+        await comp_repo.record_component(conn, run_id=run_id, name=name, record=comp)
+        artifacts += len(comp.artifacts)
     return len(manifest.components), artifacts, user_known
 
 

@@ -6,12 +6,15 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import asyncpg
 
 from trendflow.db.repositories._base import columns, domain_errors, row_to
 from trendflow.errors import ComponentNotFound
+
+if TYPE_CHECKING:
+    from trendflow.contracts.manifest import ComponentRecord
 
 ComponentStatus = Literal["pending", "running", "ok", "empty", "error", "skipped"]
 COMPONENT_STATUSES: tuple[str, ...] = ("pending", "running", "ok", "empty", "error", "skipped")
@@ -180,3 +183,41 @@ async def list_artifacts(conn: asyncpg.Connection, *, run_id: uuid.UUID) -> list
         f"SELECT {_ART} FROM artifacts WHERE run_id = $1 ORDER BY component_name, key", run_id
     )
     return [row_to(Artifact, r) for r in rows]
+
+
+async def record_component(
+    conn: asyncpg.Connection, *, run_id: uuid.UUID, name: str, record: ComponentRecord
+) -> None:
+    """Index one manifest component record: its ``run_components`` row and its artifacts.
+
+    The one mapping from the manifest to the index, used while a run executes and when the
+    index is rebuilt from manifests.
+    """
+    await upsert_run_component(
+        conn,
+        run_id=run_id,
+        component_name=name,
+        status=record.status,
+        required=record.required,
+        schema_version=record.schema_version,
+        producer_version=record.producer_version,
+        model=record.model,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        duration_ms=record.duration_ms,
+        device_used=record.device_used,
+        error=None if record.error is None else record.error.model_dump(mode="json"),
+        empty_reason=None if record.empty_reason is None else str(record.empty_reason),
+        notes=list(record.notes),
+        peak_ram_mb=record.peak_ram_mb,
+        gpu_memory_mb=record.gpu_memory_mb,
+    )
+    for art in record.artifacts:
+        await add_artifact(
+            conn,
+            key=art.key,
+            run_id=run_id,
+            component_name=name,
+            size_bytes=art.size,
+            sha256=art.sha256,
+        )
