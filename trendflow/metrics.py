@@ -13,6 +13,8 @@ trendflow_component_duration_seconds        histogram  ``component`` (catalog na
 trendflow_queue_length                      gauge      — (runs waiting in status ``queued``)
 trendflow_errors_total                      counter    ``code`` (stable codes of ``errors.py``)
 trendflow_gpu_utilization_percent           gauge      ``gpu`` (device index)
+trendflow_model_batch_rows                  histogram  ``model`` (served model names): rows per
+                                                       request a GPU actor sent (merged batches)
 ==========================================  =========  ============================================
 
 Inside a Ray worker or driver (Ray already imported and initialised) each update is also recorded
@@ -38,6 +40,7 @@ from trendflow.errors import all_error_classes
 RUN_STATUSES: Final = ("ok", "error", "cancelled")
 SUCCESS_WINDOW_S: Final = 3600.0
 DURATION_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+BATCH_ROW_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _COMPONENT_NAME_MAX: Final = 64
 
 
@@ -83,6 +86,14 @@ class Metrics:
             ["gpu"],
             registry=self.registry,
         )
+        self.model_batch_rows = Histogram(
+            "trendflow_model_batch_rows",
+            "Rows per request a GPU actor sent to the model server (requests merged across "
+            "chunks and runs).",
+            ["model"],
+            buckets=BATCH_ROW_BUCKETS,
+            registry=self.registry,
+        )
 
     # -- updates ------------------------------------------------------------------------------
 
@@ -124,6 +135,13 @@ class Metrics:
         self.gpu_utilization_percent.labels(gpu=str(gpu)).set(percent)
         self._ray_call("gpu_utilization_percent", "set", percent, {"gpu": str(gpu)})
 
+    def model_batch(self, model: str, rows: int) -> None:
+        """Observe the rows of one request sent to ``model`` (a served model's name)."""
+        if not model or len(model) > _COMPONENT_NAME_MAX:
+            raise ValueError(f"model label {model!r} is not a served model's name")
+        self.model_batch_rows.labels(model=model).observe(rows)
+        self._ray_call("model_batch_rows", "observe", float(rows), {"model": model})
+
     # -- Ray mirror ---------------------------------------------------------------------------
 
     def _ray_metrics(self) -> dict[str, Any] | None:
@@ -154,6 +172,12 @@ class Metrics:
                 ),
                 "gpu_utilization_percent": rm.Gauge(
                     "trendflow_gpu_utilization_percent", "GPU utilisation.", tag_keys=("gpu",)
+                ),
+                "model_batch_rows": rm.Histogram(
+                    "trendflow_model_batch_rows",
+                    "Rows per request a GPU actor sent to the model server.",
+                    boundaries=list(BATCH_ROW_BUCKETS),
+                    tag_keys=("model",),
                 ),
             }
         return self._ray

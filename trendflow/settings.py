@@ -147,6 +147,13 @@ class RuntimeSettings(BaseModel):
     # Device memory of one GPU; None = read it from NVML (fails loudly when NVML cannot tell).
     gpu_memory_mb: int | None = Field(default=None, ge=1)
     chunks_in_flight: int = Field(default=4, ge=1)
+    # A GPU actor maps this many chunks at once (of one run and of the other runs of its batch);
+    # their model requests merge into batches of up to the model's max_batch_size
+    # (trendflow.triton.batching). 1 turns merging off.
+    gpu_worker_concurrency: int = Field(default=8, ge=1)
+    # How long a partial batch waits for more rows, and merged requests at the server at once.
+    gpu_batch_wait_ms: float = Field(default=5.0, ge=0)
+    gpu_batch_in_flight: int = Field(default=2, ge=1)
     retry_attempts: int = Field(default=3, ge=0)
     retry_backoff_s: float = Field(default=1.0, ge=0)
     retry_backoff_max_s: float = Field(default=30.0, ge=0)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import ray
 
 from tests.actors.conftest import Runtime
 from tests.fixtures.triton import TritonServer
@@ -74,14 +75,23 @@ async def _arrays(store: Any, platform: str, video: str, run_id: str) -> dict[st
 async def test_model_components_through_ray_match_the_local_runner(
     runtime: Runtime, start_scheduler, triton_server: TritonServer, media: Any, tmp_path: Path
 ) -> None:
+    """The GPU actor merges the faces requests of both chunks of the clip (a long batch wait
+    makes sure they meet); every array is still exactly the local runner's."""
     profile = await _save_profile(runtime)
-    face = media.clip("face")
+    face = media.clip("face")  # 6 s: two chunks, 8 + 4 frames at 2 fps, one detector batch
     upload = await runtime.upload_clip(face)
-    settings = _with_triton(runtime.settings, triton_server.info.grpc_url)
-    start_scheduler(settings)
+    settings = _with_triton(
+        runtime.settings, triton_server.info.grpc_url, gpu_batch_wait_ms=500.0
+    )
+    sched = start_scheduler(settings)
     [run_id] = await runtime.queue(1, profile_id=PROFILE_ID, upload=upload)
     run = (await runtime.wait([run_id], timeout_s=180))[run_id]
     assert run.status == "ok", run.error
+    [faces_actor] = [n for n in ray.get(sched.describe.remote())["actors"]["gpu"]
+                     if n.startswith("trendflow-gpu-faces-")]
+    stats = ray.get(ray.get_actor(faces_actor)
+                    .batch_stats.remote())
+    assert stats["requests"] == 2 and stats["calls"] == 1 and stats["merged_calls"] == 1, stats
 
     store = open_store(settings)
     manifest = await load_manifest(store, manifest_key(run.platform_id, run.video_id, run_id))
@@ -112,13 +122,7 @@ async def test_model_components_through_ray_match_the_local_runner(
     for name in COMPONENTS:
         assert sorted(ray_arrays[name]) == sorted(local_arrays[name]), name
         for key, arr in local_arrays[name].items():
-            got = ray_arrays[name][key]
-            if np.issubdtype(arr.dtype, np.floating):
-                # Dynamic batching may group requests differently: float sums may differ in
-                # the last bits, never more.
-                np.testing.assert_allclose(got, arr, rtol=0, atol=1e-6, err_msg=f"{name}.{key}")
-            else:
-                np.testing.assert_array_equal(got, arr, err_msg=f"{name}.{key}")
+            np.testing.assert_array_equal(ray_arrays[name][key], arr, err_msg=f"{name}.{key}")
 
 
 async def test_a_triton_outage_is_retried_and_the_run_finishes_when_it_is_back(

@@ -319,20 +319,24 @@ class Scheduler:
         actor = self._pools.gpu.get(cls.NAME)
         if actor is None:
             name = f"trendflow-gpu-{cls.NAME}-{self._incarnation}"
+            concurrency = self._rt.gpu_worker_concurrency
             if self._gpu_total_mb:
                 options = worker_options(
                     cpus=cls.RESOURCES.cpus,
                     num_gpus=gpu_fraction(cls.RESOURCES.gpu_memory_mb, self._gpu_total_mb),
                     name=name,
+                    concurrency=concurrency,
                 )
                 device = "gpu"
             else:
-                options = worker_options(cpus=self._rt.cpu_worker_cpus, name=name)
+                options = worker_options(
+                    cpus=self._rt.cpu_worker_cpus, name=name, concurrency=concurrency
+                )
                 device = "cpu"
             actor = (
                 ray.remote(ComponentWorker)
                 .options(**options)
-                .remote(device, self._settings.triton)
+                .remote(device, self._settings.triton, self._rt)
             )
             self._pools.gpu[cls.NAME] = actor
             self._pools.names["gpu"].append(name)

@@ -7,6 +7,12 @@ instances, keyed by ``(run_id, component)``, each set up lazily on the first cal
 components' ``map`` must not depend on state written by another ``map``, so any chunk of a run
 can be mapped on any worker, and a restarted worker simply sets the component up again.
 
+GPU workers are threaded actors (``max_concurrency = runtime.gpu_worker_concurrency``): they map
+several chunks at once — of one run and of the other runs of its batch — and every model request
+of those maps goes through one :class:`~trendflow.triton.batching.BatchingClient`, which merges
+them into batches of up to the model's ``max_batch_size`` rows. CPU workers map one chunk at a
+time.
+
 Frames arrive as ObjectRefs resolved by Ray into zero-copy read-only views of the object store;
 nothing here copies a chunk.
 """
@@ -14,6 +20,7 @@ nothing here copies a chunk.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +28,7 @@ from typing import Any
 
 import psutil
 
+from trendflow.metrics import get_metrics
 from trendflow.pipeline.components.base import (
     Component,
     ComponentContext,
@@ -31,7 +39,8 @@ from trendflow.pipeline.components.base import (
 from trendflow.pipeline.components.registry import get_component
 from trendflow.pipeline.execution import maps_chunk
 from trendflow.pipeline.types import AudioTrack, FrameChunk
-from trendflow.settings import TritonSettings
+from trendflow.settings import RuntimeSettings, TritonSettings
+from trendflow.triton.batching import BatchingClient
 from trendflow.triton.client import TritonClient
 
 SKIPPED = "__no_frames__"  # map's answer for a chunk holding none of the component's frames
@@ -82,35 +91,58 @@ class MapOutcome:
 class ComponentWorker:
     """An actor body (undecorated; :func:`worker_options` derives its Ray options)."""
 
-    def __init__(self, device: str, triton: TritonSettings | None = None) -> None:
+    def __init__(
+        self,
+        device: str,
+        triton: TritonSettings | None = None,
+        runtime: RuntimeSettings | None = None,
+    ) -> None:
         self._device = device
-        # Model-backed components run on the GPU actors, which hold the Triton client (one
-        # per actor, connected on first use) and hand it to every component they set up.
-        self._services: dict[str, Any] = (
-            {} if triton is None else {"triton": TritonClient.from_settings(triton)}
-        )
+        # Model-backed components run on the GPU actors, which hold the Triton client (one per
+        # actor, merging the requests of concurrent maps) and hand it to every component they
+        # set up.
+        self._services: dict[str, Any] = {}
+        if triton is not None:
+            rt = runtime or RuntimeSettings()
+            self._services["triton"] = BatchingClient(
+                lambda: TritonClient.from_settings(triton),
+                max_wait_s=rt.gpu_batch_wait_ms / 1000.0,
+                max_in_flight=rt.gpu_batch_in_flight,
+                observe=get_metrics().model_batch,
+            )
         self._instances: dict[tuple[str, str], Component] = {}
         self._peak_rss: dict[tuple[str, str], float] = {}
         self._process = psutil.Process()
+        # Threaded (GPU) actors: one lock per instance key, so a component is set up once even
+        # when several of its chunks arrive together.
+        self._lock = threading.Lock()
+        self._setup_locks: dict[tuple[str, str], threading.Lock] = {}
 
     def _instance(
         self, spec: ComponentSpec, ctx: ComponentContext, audio: AudioTrack | None
     ) -> Component:
         found = self._instances.get(spec.key)
-        if found is None:
-            cls = get_component(spec.component)
-            found = cls(**spec.params)
-            if Input.AUDIO in cls.INPUTS:
-                ctx.audio = audio
-            if self._services:
-                ctx.services = {**ctx.services, **self._services}
-            found.setup(ctx)
-            self._instances[spec.key] = found
+        if found is not None:
+            return found
+        with self._lock:
+            setup_lock = self._setup_locks.setdefault(spec.key, threading.Lock())
+        with setup_lock:
+            found = self._instances.get(spec.key)
+            if found is None:
+                cls = get_component(spec.component)
+                found = cls(**spec.params)
+                if Input.AUDIO in cls.INPUTS:
+                    ctx.audio = audio
+                if self._services:
+                    ctx.services = {**ctx.services, **self._services}
+                found.setup(ctx)
+                self._instances[spec.key] = found
         return found
 
     def _note_rss(self, key: tuple[str, str]) -> None:
         rss_mb = self._process.memory_info().rss / 2**20
-        self._peak_rss[key] = max(self._peak_rss.get(key, 0.0), rss_mb)
+        with self._lock:
+            self._peak_rss[key] = max(self._peak_rss.get(key, 0.0), rss_mb)
 
     def map(
         self,
@@ -158,8 +190,19 @@ class ComponentWorker:
         return len(keys)
 
     def _forget(self, key: tuple[str, str]) -> None:
-        self._instances.pop(key, None)
-        self._peak_rss.pop(key, None)
+        with self._lock:
+            self._instances.pop(key, None)
+            self._peak_rss.pop(key, None)
+            self._setup_locks.pop(key, None)
+
+    def batch_stats(self) -> dict[str, float]:
+        """What this actor's model client sent: requests, server calls, rows, merged calls."""
+        client = self._services.get("triton")
+        if not isinstance(client, BatchingClient):
+            return {}
+        st = client.stats
+        return {"requests": st.requests, "calls": st.calls, "rows": st.rows,
+                "merged_calls": st.merged_calls, "rows_per_call": round(st.rows_per_call, 2)}
 
     def pid(self) -> int:
         return os.getpid()
@@ -183,13 +226,15 @@ def gpu_fraction(gpu_memory_mb: int, gpu_total_mb: int) -> float:
 
 
 def worker_options(
-    *, cpus: float, num_gpus: float = 0.0, name: str | None = None
+    *, cpus: float, num_gpus: float = 0.0, name: str | None = None, concurrency: int = 1
 ) -> dict[str, Any]:
-    """Ray actor options of a component worker: restarted when its process dies."""
+    """Ray actor options of a component worker: restarted when its process dies;
+    ``concurrency > 1`` makes it a threaded actor (GPU workers)."""
     options: dict[str, Any] = {
         "num_cpus": cpus,
         "max_restarts": -1,
         "max_task_retries": 0,  # the scheduler retries, with backoff and its own accounting
+        "max_concurrency": concurrency,
     }
     if num_gpus > 0:
         options["num_gpus"] = num_gpus

@@ -157,7 +157,12 @@ class Component(ABC):
         self.ctx = ctx
 
     def map(self, chunk: ComponentChunk) -> Any:
-        """Per-chunk work; the default keeps nothing (non-frame components)."""
+        """Per-chunk work; the default keeps nothing (non-frame components).
+
+        ``map`` must not write state another ``map`` reads: chunks of one run may be mapped on
+        different workers, and a GPU actor maps several chunks of one instance at once, from
+        several threads (:mod:`trendflow.actors.workers`).
+        """
         return None
 
     @abstractmethod

@@ -69,11 +69,16 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "
 
 
 def batched_nms(boxes, scores, groups, threshold, method="union"):
-    """NMS independently per group (image / scale), via coordinate offsets."""
+    """NMS independently per group (image): each image's boxes alone, in the image's own
+    coordinates, so an image's detections never depend on the other images of its batch
+    (requests merged into one batch give every image the result it gets alone)."""
     if boxes.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
-    offsets = groups.astype(np.float32) * (boxes.max() + 1)
-    return nms(boxes + offsets[:, None], scores, threshold, method)
+    keeps = []
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        keeps.append(idx[nms(boxes[idx], scores[idx], threshold, method)])
+    return np.concatenate(keeps)
 
 
 def rerec(boxes: np.ndarray) -> np.ndarray:
