@@ -169,3 +169,76 @@ def test_a_rejected_request_fails_alone() -> None:
         assert server.calls[0] == 8  # all four merged first, then each alone
     finally:
         client.close()
+
+
+CAPPED_CONFIG = """name: "capped"
+backend: "python"
+max_batch_size: 16
+input [ { name: "X", data_type: TYPE_INT64, dims: [ 3 ] } ]
+output [ { name: "Y", data_type: TYPE_INT64, dims: [ 3 ] } ]
+instance_group [ { kind: KIND_CPU, count: 1 } ]
+"""
+
+CAPPED_MODEL = '''
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    """Doubles its rows; a call of more than 4 rows fails as ONNX Runtime does without memory."""
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            x = np.from_dlpack(pb_utils.get_input_tensor_by_name(request, "X"))
+            if len(x) > 4:
+                raise RuntimeError(
+                    "[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Failed to allocate memory "
+                    f"for requested buffer of size {len(x) << 20}"
+                )
+            y = pb_utils.Tensor.from_dlpack("Y", np.ascontiguousarray(x * 2))
+            responses.append(pb_utils.InferenceResponse(output_tensors=[y]))
+        return responses
+'''
+
+
+@pytest.fixture(scope="module")
+def capped_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real server with one model that runs out of memory above 4 rows per call."""
+    from trendflow.triton.server import free_port, start_server, stop_server
+
+    repo = tmp_path_factory.mktemp("capped-repo")
+    (repo / "capped" / "1").mkdir(parents=True)
+    (repo / "capped" / "config.pbtxt").write_text(CAPPED_CONFIG)
+    (repo / "capped" / "1" / "model.py").write_text(CAPPED_MODEL)
+    work = tmp_path_factory.mktemp("capped-work")
+    info = start_server(repo, work, http_port=free_port(), grpc_port=free_port(),
+                        metrics_port=free_port())
+    try:
+        yield info.grpc_url
+    finally:
+        stop_server(work)
+
+
+def test_out_of_memory_is_its_own_error_and_a_merged_batch_shrinks_back(
+    capped_server: str,
+) -> None:
+    from trendflow.errors import OutOfMemory
+
+    alone = TritonClient(capped_server)
+    with pytest.raises(OutOfMemory) as caught:  # not "rejected": the scheduler halves, retries
+        alone.infer("capped", "1", {"X": np.ones((6, 3), np.int64)})
+    assert caught.value.code == "out_of_memory" and caught.value.retryable
+    alone.close()
+
+    client = BatchingClient(lambda: TritonClient(capped_server), max_wait_s=0.2)
+    try:
+        xs = [np.full((2, 3), i, np.int64) for i in range(4)]  # 8 rows merged: too many
+        outs = _concurrently([(lambda x=x: client.infer("capped", "1", {"X": x})) for x in xs])
+        for x, out in zip(xs, outs, strict=True):
+            np.testing.assert_array_equal(out["Y"], x * 2)
+        assert client.stats.oom_splits >= 1
+        with pytest.raises(OutOfMemory):  # a lone request too big still reaches its caller
+            client.infer("capped", "1", {"X": np.ones((5, 3), np.int64)})
+    finally:
+        client.close()

@@ -202,7 +202,8 @@ class ComponentWorker:
             return {}
         st = client.stats
         return {"requests": st.requests, "calls": st.calls, "rows": st.rows,
-                "merged_calls": st.merged_calls, "rows_per_call": round(st.rows_per_call, 2)}
+                "merged_calls": st.merged_calls, "oom_splits": st.oom_splits,
+                "rows_per_call": round(st.rows_per_call, 2)}
 
     def pid(self) -> int:
         return os.getpid()

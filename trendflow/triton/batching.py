@@ -13,8 +13,12 @@ merged requests are at the server at once, each on its own connection: ``tritonc
 clients are not thread-safe, so every dispatch thread holds its own.
 
 Failures: a transient error has already been retried by the inner client and reaches every
-caller of the batch. A request the model rejects (:class:`~trendflow.errors.InferenceRejected`)
-in a merged batch is sent again alone, so only the request at fault fails.
+caller of the batch. A merged batch the model rejects
+(:class:`~trendflow.errors.InferenceRejected`) or has no memory for
+(:class:`~trendflow.errors.OutOfMemory`) is sent again request by request, so only the request
+at fault fails, and a batch too big for the device shrinks back to the callers' own batches; a
+lone request out of memory reaches its caller, whose scheduler halves the component's batch
+(maps in flight) and retries, at most ``oom_max_halvings`` times.
 
 Merging changes which rows share a server call, never a row's result: the served models compute
 each row on its own (``tests/triton/test_batching.py`` checks every model), which keeps the Ray
@@ -33,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from trendflow.errors import ComponentError, InferenceRejected
+from trendflow.errors import ComponentError, InferenceRejected, OutOfMemory
 from trendflow.triton.client import InferenceClient
 
 Signature = tuple[str, str, tuple[tuple[str, str, tuple[int, ...]], ...]]
@@ -55,6 +59,7 @@ class BatchStats:
     calls: int = 0
     rows: int = 0
     merged_calls: int = 0  # server calls that carried more than one caller's request
+    oom_splits: int = 0  # merged batches the model had no memory for, sent again request by request
 
     @property
     def rows_per_call(self) -> float:
@@ -218,11 +223,16 @@ class BatchingClient:
         }
         try:
             outputs = self._client().infer(model, version, inputs)
-        except InferenceRejected as exc:
+        except (InferenceRejected, OutOfMemory) as exc:
             if len(batch) == 1:
                 batch[0].future.set_exception(exc)
                 return
-            for request in batch:  # find the request at fault: each alone
+            # Each alone: only the request at fault fails, and a merged batch too large for
+            # the device's memory becomes the callers' own smaller batches.
+            if isinstance(exc, OutOfMemory):
+                with self._cond:
+                    self.stats.oom_splits += 1
+            for request in batch:
                 self._call(key, [request])
             return
         except BaseException as exc:  # noqa: BLE001 - every caller of the batch gets it

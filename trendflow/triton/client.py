@@ -8,6 +8,9 @@ Failure policy (DESIGN.md §4–5):
 * the model (or that version) is not served: :class:`~trendflow.errors.ModelNotFound` at once;
 * authentication / authorisation refused (gRPC ``UNAUTHENTICATED``/``PERMISSION_DENIED``, HTTP
   401/403): :class:`~trendflow.errors.ModelServerAuthFailed` at once;
+* the model ran out of memory (its error says so: CUDA / ONNX Runtime allocation failures, a
+  Python ``MemoryError``): :class:`~trendflow.errors.OutOfMemory` at once — transient for the
+  scheduler, which halves the component's batch and retries (:mod:`trendflow.actors.policy`);
 * anything else the server answers (a model rejecting its input):
   :class:`~trendflow.errors.InferenceRejected` at once.
 
@@ -30,6 +33,7 @@ from trendflow.errors import (
     InferenceRejected,
     ModelNotFound,
     ModelServerAuthFailed,
+    OutOfMemory,
     ServiceUnavailable,
 )
 from trendflow.settings import TritonSettings
@@ -39,6 +43,10 @@ _TRANSIENT_GRPC = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED",
 _AUTH_GRPC = {"StatusCode.UNAUTHENTICATED", "StatusCode.PERMISSION_DENIED"}
 _TRANSIENT_HTTP = {"502", "503", "504"}
 _AUTH_HTTP = {"401", "403"}
+# How models report exhausted memory through Triton: CUDA, ONNX Runtime (CPU and CUDA
+# allocators), PyTorch, CTranslate2 and Python itself.
+_OOM_MARKERS = ("out of memory", "failed to allocate memory", "memoryerror", "bad_alloc",
+                "bad allocation", "cudaerrormemoryallocation", "cuda_error_out_of_memory")
 
 
 @runtime_checkable
@@ -238,6 +246,9 @@ class TritonClient:
             return "transient"
         if status in _AUTH_GRPC or status in _AUTH_HTTP:
             return "auth"
+        message = str(exc.message() or "").lower()
+        if any(marker in message for marker in _OOM_MARKERS):
+            return "oom"
         try:
             served = bool(self._connect().is_model_ready(model, version))
         except Exception:  # noqa: BLE001 - the server went away while we asked
@@ -256,6 +267,10 @@ class TritonClient:
             case "auth":
                 raise ModelServerAuthFailed(
                     f"Triton at {self.url} refused our credentials: {exc.message()}", **details
+                ) from exc
+            case "oom":
+                raise OutOfMemory(
+                    f"{ref} ran out of memory on Triton at {self.url}: {exc.message()}", **details
                 ) from exc
             case "missing":
                 raise ModelNotFound(
