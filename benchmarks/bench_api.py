@@ -1,11 +1,21 @@
-"""GET /api/runs/{id}/status under concurrent pollers: Serve over loopback vs in-process.
+"""GET /api/runs/{id}/status under concurrent pollers: Serve over loopback vs a plain ASGI server.
 
-Starts a local stack (``trendflow up``, own data dir and ports), creates a user and one run,
-then polls its status with ``--pollers`` concurrent httpx clients for ``--requests`` requests
-through the Serve HTTP proxy, and the same through the FastAPI app in this process
-(``httpx.ASGITransport``, same database) as the baseline. Prints req/s and p50/p99 latency.
+For each configuration (``--config``, repeated ``--repeat`` times, interleaved so every
+configuration sees the same machine load) it starts a local stack (``trendflow up``: own data
+dir and ports), creates one run, waits for it to finish, then polls its status over loopback with
+``--pollers`` concurrent clients:
 
-    .venv/bin/python benchmarks/bench_api.py --pollers 100 --requests 3000
+- back to back, ``--requests`` requests (saturation: req/s);
+- paced, each client once every ``--interval`` s, ``--paced-requests`` requests (the documented
+  polling cadence: the p99 target is measured here);
+- the baseline, back to back: the same app (same database) under one plain uvicorn process
+  without Ray, with the same client, so the ratio is what Serve's path costs.
+
+The load generator shares the cores with the server; ``--client aiohttp`` (default) costs far
+less CPU per request than httpx, so more of the machine measures the server.
+
+    .venv/bin/python benchmarks/bench_api.py --pollers 100 --requests 3000 --interval 2 \\
+        --config proxy --config direct --repeat 2
 """
 
 from __future__ import annotations
@@ -13,23 +23,71 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import httpx
 
 from trendflow import stack
-from trendflow.api.app import create_app, open_context
 from trendflow.api.client import demo_clip
 from trendflow.settings import Settings
 
+# Named configurations: the environment given to `trendflow up`, every Serve setting explicit.
+_SEPARATE = {"TRENDFLOW_API__SERVE_USER_CODE_IN_MAIN_LOOP": "false",
+             "TRENDFLOW_API__SERVE_LOG_TO_STDERR": "true",
+             "TRENDFLOW_API__SERVE_LOG_BUFFER_LINES": "1"}  # Ray Serve's own defaults
+_INLINE = {"TRENDFLOW_API__SERVE_USER_CODE_IN_MAIN_LOOP": "true",
+           "TRENDFLOW_API__SERVE_LOG_TO_STDERR": "false",
+           "TRENDFLOW_API__SERVE_LOG_BUFFER_LINES": "1000"}
+_PROXY = {"TRENDFLOW_API__SERVE_DIRECT_INGRESS": "false"}
+_DIRECT = {"TRENDFLOW_API__SERVE_DIRECT_INGRESS": "true"}
+PRESETS: dict[str, dict[str, str]] = {
+    "proxy": {**_PROXY, **_SEPARATE},  # Serve as it was: proxy actor, user-code thread
+    "direct": {**_DIRECT, **_SEPARATE},
+    "proxy+inline": {**_PROXY, **_INLINE},
+    "direct+inline": {**_DIRECT, **_INLINE},  # the defaults
+    "direct+inline-only": {**_DIRECT, **_SEPARATE,
+                           "TRENDFLOW_API__SERVE_USER_CODE_IN_MAIN_LOOP": "true"},
+}
 
-async def _poll(client: httpx.AsyncClient, path: str, headers: dict[str, str], total: int,
-                pollers: int, interval_s: float = 0.0) -> tuple[float, list[float], int]:
+Get = Callable[[str], Awaitable[int]]
+
+
+@dataclass
+class Result:
+    name: str
+    wall_s: float
+    latencies_ms: list[float]
+    errors: int
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies_ms) / self.wall_s
+
+    def pct(self, q: float) -> float:
+        lat = sorted(self.latencies_ms)
+        return lat[min(len(lat) - 1, int(q * len(lat)))]
+
+    def line(self) -> str:
+        return (f"{self.name:<34} {self.rps:7.0f} req/s   p50 "
+                f"{statistics.median(self.latencies_ms):7.1f} ms   p99 {self.pct(0.99):7.1f} ms"
+                f"   n {len(self.latencies_ms):5d}   errors {self.errors}")
+
+
+async def _poll(get: Get, path: str, total: int, pollers: int,
+                interval_s: float = 0.0) -> tuple[float, list[float], int]:
     """``pollers`` clients share ``total`` requests; each waits ``interval_s`` between its own
-    requests (0: back to back, the saturation test; 2 s: the documented polling cadence)."""
+    requests (0: back to back)."""
     latencies: list[float] = []
     errors = 0
     remaining = total
@@ -41,9 +99,9 @@ async def _poll(client: httpx.AsyncClient, path: str, headers: dict[str, str], t
         while remaining > 0:
             remaining -= 1
             t0 = time.perf_counter()
-            r = await client.get(path, headers=headers)
+            status = await get(path)
             latencies.append((time.perf_counter() - t0) * 1000)
-            if r.status_code != 200:
+            if status != 200:
                 errors += 1
             if interval_s:
                 await asyncio.sleep(max(0.0, interval_s - (time.perf_counter() - t0)))
@@ -53,17 +111,60 @@ async def _poll(client: httpx.AsyncClient, path: str, headers: dict[str, str], t
     return time.perf_counter() - started, latencies, errors
 
 
-def _line(name: str, wall: float, lat: list[float], errors: int) -> tuple[float, float]:
-    lat = sorted(lat)
-    p50 = statistics.median(lat)
-    p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
-    print(f"{name:<22} {len(lat) / wall:8.0f} req/s   p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   "
-          f"errors {errors}")
-    return len(lat) / wall, p99
+class _Client:
+    """One pool of ``pollers`` keep-alive connections to ``base``; ``get`` returns the status."""
+
+    def __init__(self, kind: str, base: str, token: str, pollers: int) -> None:
+        self.kind, self.base, self.pollers = kind, base, pollers
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self._aio: aiohttp.ClientSession | None = None
+        self._httpx: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> _Client:
+        if self.kind == "aiohttp":
+            self._aio = aiohttp.ClientSession(
+                base_url=self.base, headers=self.headers,
+                connector=aiohttp.TCPConnector(limit=self.pollers),
+                timeout=aiohttp.ClientTimeout(total=60))
+        else:
+            self._httpx = httpx.AsyncClient(
+                base_url=self.base, headers=self.headers, timeout=60,
+                limits=httpx.Limits(max_connections=self.pollers,
+                                    max_keepalive_connections=self.pollers))
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._aio is not None:
+            await self._aio.close()
+        if self._httpx is not None:
+            await self._httpx.aclose()
+
+    async def get(self, path: str) -> int:
+        if self._aio is not None:
+            async with self._aio.get(path) as r:
+                await r.read()
+                return r.status
+        assert self._httpx is not None
+        return (await self._httpx.get(path)).status_code
 
 
-async def _bench(settings: Settings, state: stack.StackState, pollers: int, total: int,
-                 interval_s: float) -> None:
+async def _measure(label: str, base: str, token: str, path: str, args: argparse.Namespace,
+                   paced: bool) -> list[Result]:
+    out = []
+    async with _Client(args.client, base, token, args.pollers) as client:
+        await _poll(client.get, path, args.pollers * 2, args.pollers)  # warm-up: connections
+        out.append(Result(f"{label}, back to back",
+                          *await _poll(client.get, path, args.requests, args.pollers)))
+        if paced:
+            out.append(Result(f"{label}, every {args.interval:g} s",
+                              *await _poll(client.get, path, args.paced_requests,
+                                           args.pollers, args.interval)))
+    for r in out:
+        print(r.line(), flush=True)
+    return out
+
+
+async def _prepare_run(state: stack.StackState) -> str:
     assert state.api_url and state.admin_token
     headers = {"Authorization": f"Bearer {state.admin_token}"}
     async with httpx.AsyncClient(base_url=state.api_url, headers=headers, timeout=60) as http:
@@ -76,57 +177,144 @@ async def _bench(settings: Settings, state: stack.StackState, pollers: int, tota
         # Measure the API, not the API beside a running analysis on the same cores.
         while (await http.get(path)).json()["status"] not in ("ok", "error", "cancelled"):
             await asyncio.sleep(1.0)
-    limits = httpx.Limits(max_connections=pollers, max_keepalive_connections=pollers)
-    print(f"{pollers} concurrent pollers, {total} requests each way, {path}")
-    async with httpx.AsyncClient(base_url=state.api_url, limits=limits, timeout=60) as http:
-        await _poll(http, path, headers, pollers, pollers)  # warm-up: connections, JIT, pools
-        serve_rps, serve_p99 = _line("Serve (loopback HTTP)",
-                                     *await _poll(http, path, headers, total, pollers))
-        paced = min(total, pollers * 5)
-        _, paced_p99 = _line(f"Serve, every {interval_s:g} s",
-                             *await _poll(http, path, headers, paced, pollers, interval_s))
+    return path
 
-    # The same database and store as the stack (the embedded server is joined, not restarted).
-    local = stack.local_settings(settings)
-    ctx = await open_context(local)
+
+def _start_baseline(data: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = stack._free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--baseline-server", str(port)],
+                            env={**os.environ, "TRENDFLOW_DATA_DIR": str(data)},
+                            stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/health/live", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"the baseline server on {url} did not start")
+        time.sleep(0.3)
+
+
+def _serve_baseline(port: int) -> None:
+    """The app alone: one uvicorn process on loopback, no Ray, the stack's database and store."""
+    import uvicorn
+
+    from trendflow.api.app import create_app, open_context
+    from trendflow.settings import get_settings
+
+    local = stack.local_settings(get_settings())
     app = create_app(lambda: open_context(local), webhooks=False)
-    app.state.ctx = ctx
-    try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://in-process") as http:
-            await _poll(http, path, headers, pollers, pollers)
-            base_rps, base_p99 = _line("in-process (ASGI)",
-                                       *await _poll(http, path, headers, total, pollers))
-    finally:
-        await ctx.db.close()
-        await ctx.store.close()
-    print(f"Serve / in-process: throughput x{serve_rps / base_rps:.2f}, "
-          f"p99 x{serve_p99 / base_p99:.2f}; target p99 <= 50 ms back to back: "
-          f"{'met' if serve_p99 <= 50 else 'NOT met'}; polling every {interval_s:g} s: "
-          f"{'met' if paced_p99 <= 50 else 'NOT met'}")
-    print(json.dumps({"serve_rps": round(serve_rps), "serve_p99_ms": round(serve_p99, 1),
-                      "serve_paced_p99_ms": round(paced_p99, 1),
-                      "in_process_rps": round(base_rps), "in_process_p99_ms": round(base_p99, 1)}))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pollers", type=int, default=100)
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--interval", type=float, default=2.0,
-                        help="seconds between one poller's requests in the paced test")
-    args = parser.parse_args()
+def _bench_config(name: str, env_extra: dict[str, str], args: argparse.Namespace,
+                  baseline: bool) -> list[Result]:
     data = Path(tempfile.mkdtemp(prefix="tf-bench-api-"))
     env = {"TRENDFLOW_DATA_DIR": str(data),
            "TRENDFLOW_API__PORT": str(stack._free_port()),
-           "TRENDFLOW_API__DASHBOARD_PORT": str(stack._free_port())}
+           "TRENDFLOW_API__DASHBOARD_PORT": str(stack._free_port()), **env_extra}
     settings = Settings(data_dir=data)
+    print(f"-- {name}: load average {os.getloadavg()[0]:.2f}", flush=True)
     state = stack.up(settings, env=env)
     try:
-        asyncio.run(_bench(settings, state, args.pollers, args.requests, args.interval))
+        assert state.admin_token is not None and state.api_url is not None
+        path = asyncio.run(_prepare_run(state))
+        results = asyncio.run(_measure(f"Serve [{name}]", state.api_url, state.admin_token,
+                                       path, args, paced=True))
+        if baseline:
+            proc, url = _start_baseline(data)
+            try:
+                results += asyncio.run(_measure("plain uvicorn (no Ray)", url,
+                                                state.admin_token, path, args, paced=False))
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
     finally:
         for line in stack.down(settings):
-            print(f"[down] {line}")
+            print(f"   [down] {line}", flush=True)
+        shutil.rmtree(data, ignore_errors=True)
+    return results
+
+
+def _parse_config(spec: str) -> tuple[str, dict[str, str]]:
+    """``NAME`` (a preset) or ``NAME:KEY=VALUE,KEY=VALUE``."""
+    name, _, rest = spec.partition(":")
+    if not rest:
+        if name not in PRESETS:
+            raise SystemExit(f"unknown config {name!r}; presets: {', '.join(PRESETS)}")
+        return name, PRESETS[name]
+    return name, dict(kv.split("=", 1) for kv in rest.split(","))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pollers", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=3000,
+                        help="requests in each back-to-back phase")
+    parser.add_argument("--paced-requests", type=int, default=3000,
+                        help="requests in the paced phase (p99 of fewer than ~2000 is noise)")
+    parser.add_argument("--interval", type=float, default=2.0,
+                        help="seconds between one poller's requests in the paced phase")
+    parser.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp")
+    parser.add_argument("--config", action="append", default=None,
+                        help=f"a preset ({', '.join(PRESETS)}) or NAME:KEY=VAL,KEY=VAL; "
+                             "repeatable (default: proxy and direct)")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--baseline-server", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.baseline_server is not None:
+        _serve_baseline(args.baseline_server)
+        return
+    configs = [_parse_config(c) for c in (args.config or ["proxy", "direct"])]
+    print(f"{args.pollers} pollers over loopback, client {args.client}; back to back "
+          f"{args.requests}, paced every {args.interval:g} s {args.paced_requests}; "
+          f"{os.cpu_count()} cores", flush=True)
+    summary: dict[str, list[dict[str, Any]]] = {}
+    baselines: list[Result] = []
+    for rep in range(args.repeat):
+        for i, (name, env) in enumerate(configs):
+            # The baseline once per round, beside the first configuration.
+            results = _bench_config(name, env, args, baseline=i == 0 and not args.no_baseline)
+            baselines += [r for r in results if r.name.startswith("plain")]
+            summary.setdefault(name, []).append({r.name: _figures(r) for r in results})
+            paced = results[1]
+            base = baselines[-1] if baselines else None
+            ratio = ("" if base is None else
+                     f"; back to back vs plain uvicorn: throughput x{results[0].rps / base.rps:.2f}"
+                     f", p99 x{results[0].pct(0.99) / base.pct(0.99):.2f}")
+            print(f"   round {rep + 1} [{name}]: paced p99 {paced.pct(0.99):.1f} ms -> target "
+                  f"p99 <= 50 ms {'met' if paced.pct(0.99) <= 50 else 'NOT met'}{ratio}",
+                  flush=True)
+    _print_summary(summary, baselines, args)
+
+
+def _figures(r: Result) -> dict[str, float]:
+    return {"rps": round(r.rps), "p50_ms": round(statistics.median(r.latencies_ms), 1),
+            "p99_ms": round(r.pct(0.99), 1), "n": len(r.latencies_ms), "errors": r.errors}
+
+
+def _print_summary(summary: dict[str, list[dict[str, Any]]], baselines: list[Result],
+                   args: argparse.Namespace) -> None:
+    """Per configuration, each round's figures side by side, and the ratio to the baseline."""
+    base_rps = statistics.mean(b.rps for b in baselines) if baselines else None
+    print(f"\nsummary (rounds separated by '/'; client {args.client}; baseline: plain uvicorn "
+          f"back to back, mean {base_rps or 0:.0f} req/s)")
+    for name, rounds in summary.items():
+        b2b = [next(v for k, v in r.items() if k.endswith("back to back") and "plain" not in k)
+               for r in rounds]
+        paced = [next(v for k, v in r.items() if "every" in k) for r in rounds]
+        ratio = "" if base_rps is None else \
+            f"  throughput vs baseline x{statistics.mean(x['rps'] for x in b2b) / base_rps:.2f}"
+        print(f"  {name:<20} back to back {'/'.join(str(x['rps']) for x in b2b)} req/s;"
+              f"  paced p50 {'/'.join(str(x['p50_ms']) for x in paced)} ms,"
+              f" p99 {'/'.join(str(x['p99_ms']) for x in paced)} ms{ratio}")
+    print(json.dumps({"configs": summary, "baseline": [_figures(b) for b in baselines]}))
 
 
 if __name__ == "__main__":

@@ -184,6 +184,18 @@ class ApiSettings(BaseModel):
     # Extra requests Serve may hand a full replica only so that it can answer them 503 quickly.
     overload_answer_slots: int = Field(default=32, ge=1)
     replica_cpus: float = Field(default=0.5, ge=0)
+    # Direct ingress (docs/api.md "Serve mode"): each API replica runs its own HTTP server on
+    # `host`, replica i on `port + i`, with no Serve proxy hop; Serve's proxy then listens on
+    # `serve_proxy_port` (0: a free loopback port chosen at start). Off: the proxy on `port`.
+    serve_direct_ingress: bool = True
+    serve_proxy_port: int = Field(default=0, ge=0, le=65535)
+    # Serve runs the app on the replica's own event loop instead of handing every request to a
+    # second thread (the app never blocks its loop: file and probe work go to threads).
+    serve_user_code_in_main_loop: bool = True
+    # Serve's own log lines: to stderr as well as its files; request-path lines buffered this
+    # many at a time (1: written at once; an ERROR line flushes the buffer).
+    serve_log_to_stderr: bool = False
+    serve_log_buffer_lines: int = Field(default=1000, ge=1)
     # Serve's per-request access log lines (request counts and latencies are also metrics).
     access_log: bool = True
     max_upload_mb: int = Field(default=2048, ge=1)

@@ -11,7 +11,11 @@ every piece it starts, on loopback only:
    a skipped Triton is reported with the reason, never silently;
 4. a local Ray head with the dashboard (``ray.init(address="local")`` in the supervisor;
    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` keeps it on 127.0.0.1; Ray's token auth stays on);
-5. the scheduler actor and 6. the Serve app on ``127.0.0.1:<api.port>``.
+5. the scheduler actor and 6. the Serve app on ``127.0.0.1:<api.port>``: with direct ingress
+   (``api.serve_direct_ingress``, the default) the API replica itself listens there and Serve's
+   proxy on ``api.serve_proxy_port`` (a free loopback port unless set); without it, the proxy
+   listens on ``api.port``. Serve's mode reaches its processes as ``RAY_SERVE_*`` variables set
+   before Ray starts (:func:`trendflow.api.serving.serve_environment`).
 
 It records what it started (PIDs, ports, URLs) in ``<data_dir>/stack/state.json`` (mode 0600,
 it holds the local admin token) and, on ``SIGTERM`` (``trendflow down``), stops exactly those
@@ -75,6 +79,11 @@ class StackState:
     data_dir: str
     started_at: float
     api_url: str | None = None
+    # Serve's proxy (routes to every replica); the same as api_url without direct ingress.
+    proxy_url: str | None = None
+    # Direct ingress: one URL per API replica (api_url is the first).
+    replica_urls: list[str] = field(default_factory=list)
+    serve_env: dict[str, str] = field(default_factory=dict)
     dashboard_url: str | None = None
     ray_address: str | None = None
     ray_pids: list[int] = field(default_factory=list)
@@ -126,6 +135,20 @@ def _check_port(port: int, what: str, setting: str) -> None:
         except OSError:
             raise ConfigError(f"{what} port 127.0.0.1:{port} is in use; choose another with "
                               f"{setting}") from None
+
+
+def _check_api_ports(settings: Settings) -> None:
+    from trendflow.api.serving import direct_ports
+
+    api = settings.api
+    for port in direct_ports(api) or [api.port]:
+        _check_port(port, "API", "TRENDFLOW_API__PORT (replica i listens on port + i)"
+                    if api.serve_direct_ingress else "TRENDFLOW_API__PORT")
+    if api.serve_direct_ingress and api.serve_proxy_port:
+        if api.serve_proxy_port in direct_ports(api):
+            raise ConfigError(f"TRENDFLOW_API__SERVE_PROXY_PORT {api.serve_proxy_port} is one of "
+                              f"the API replicas' ports {direct_ports(api)}")
+        _check_port(api.serve_proxy_port, "Serve proxy", "TRENDFLOW_API__SERVE_PROXY_PORT")
 
 
 def _free_port() -> int:
@@ -286,7 +309,13 @@ class _Supervisor:
         return max(os.cpu_count() or 1, int(need + 0.999) + 1)
 
     def start_ray(self) -> None:
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        from trendflow.api.serving import serve_environment
+
+        # Set before Ray (and Serve) is imported and before the raylet starts: Serve reads its
+        # mode once per process, and every Ray process inherits this environment.
+        serve_env = serve_environment(self.settings.api)
+        os.environ.update({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", **serve_env})
+        self.state.serve_env = serve_env
         import ray
         from ray._private.node import Node
         from ray._private.worker import RayContext
@@ -305,7 +334,7 @@ class _Supervisor:
             namespace=self.settings.runtime.namespace,
             _temp_dir=temp,
             log_to_driver=False,
-            runtime_env={"env_vars": {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}},
+            runtime_env={"env_vars": {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", **serve_env}},
             _system_config={"free_objects_period_milliseconds": 100},
         )
         if not isinstance(ctx, RayContext):  # a Ray Client context comes only from ray://
@@ -333,22 +362,31 @@ class _Supervisor:
         from ray import serve
 
         from trendflow.api.app import BuildArgs, build_app
+        from trendflow.api.serving import direct_ports
 
         api = self.settings.api
-        serve.start(http_options={"host": "127.0.0.1", "port": api.port})
+        replica_ports = direct_ports(api)
+        proxy_port = (api.serve_proxy_port or _free_port()) if replica_ports else api.port
+        serve.start(http_options={"host": "127.0.0.1", "port": proxy_port})
         serve.run(build_app(BuildArgs(), settings=self.settings), name="trendflow",
                   route_prefix="/", blocking=False)
-        url = f"http://127.0.0.1:{api.port}"
+        self.state.proxy_url = f"http://127.0.0.1:{proxy_port}"
+        self.state.replica_urls = [f"http://127.0.0.1:{p}" for p in replica_ports]
         deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/health/live", timeout=5).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise ServiceUnavailable(f"the API at {url} did not answer /health/live in 120 s")
-            time.sleep(0.3)
+        for url in [self.state.proxy_url, *self.state.replica_urls]:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(url + "/health/live", timeout=5).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise ServiceUnavailable(f"the API at {url} did not answer /health/live "
+                                             "in 120 s")
+                time.sleep(0.3)
+        url = self.state.replica_urls[0] if replica_ports else self.state.proxy_url
         self.state.api_url = url
-        self.log(f"api: {url} (docs {url}/docs)")
+        mode = (f"direct ingress, {len(replica_ports)} replica(s); Serve proxy "
+                f"{self.state.proxy_url}" if replica_ports else "through Serve's proxy")
+        self.log(f"api: {url} (docs {url}/docs; {mode})")
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -360,7 +398,7 @@ class _Supervisor:
         self._on_signal()
         try:
             s = self.settings
-            _check_port(s.api.port, "API", "TRENDFLOW_API__PORT")
+            _check_api_ports(s)
             _check_port(s.api.dashboard_port, "dashboard", "TRENDFLOW_API__DASHBOARD_PORT")
             self.save()
             self.start_postgres()
@@ -591,6 +629,11 @@ def status(settings: Settings) -> tuple[bool, list[tuple[str, str, str]]]:
                  f"{state.scheduler.get('namespace')}/{state.scheduler.get('name')}"))
     rows.append(("api", _http_state(state.api_url and state.api_url + "/health/live"),
                  f"{state.api_url} (docs {state.docs_url})"))
+    for i, url in enumerate(state.replica_urls[1:], start=1):
+        rows.append((f"api replica {i}", _http_state(url + "/health/live"), url))
+    if state.proxy_url and state.proxy_url != state.api_url:
+        rows.append(("serve proxy", _http_state(state.proxy_url + "/health/live"),
+                     state.proxy_url))
     ok = all(r[1] in ("up", "ok", "skipped", "external", "local", "s3") for r in rows)
     return ok, rows
 

@@ -55,6 +55,10 @@ def _print_state(state: object) -> None:
     assert isinstance(state, StackState)
     print(f"API:        {state.api_url}")
     print(f"API docs:   {state.docs_url}")
+    for i, url in enumerate(state.replica_urls[1:], start=1):
+        print(f"replica {i}:  {url}")
+    if state.proxy_url and state.proxy_url != state.api_url:
+        print(f"Serve proxy: {state.proxy_url}  (routes to every replica)")
     print(f"dashboard:  {state.dashboard_url}  (Ray token auth: ~/.ray/auth_token)")
     tr = state.triton
     print("triton:     " + (f"{tr['url']} (pid {tr['pid']})" if tr.get("started")

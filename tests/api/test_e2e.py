@@ -19,11 +19,13 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.api.listeners import LOOPBACK, owner_of, stack_listeners
 from trendflow import stack
 from trendflow.api.client import demo_clip
 from trendflow.contracts.validate import validate_run
 from trendflow.processes import pid_alive
 from trendflow.settings import Settings
+from trendflow.stack_cli import _print_state
 from trendflow.storage.keys import run_prefix
 from trendflow.storage.local import LocalStore
 
@@ -63,6 +65,32 @@ def test_status_shows_every_piece(live: dict[str, Any]) -> None:
     assert pieces["triton"] == "skipped"  # `fast` has no model-backed component
     docs = httpx.get(live["state"].docs_url, timeout=10)
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+def test_stack_listens_on_loopback_only(live: dict[str, Any]) -> None:
+    state = live["state"]
+    listeners = stack_listeners(state)
+    api_port = int(live["env"]["TRENDFLOW_API__PORT"])
+    assert api_port in {lst.port for lst in listeners}  # it sees the stack's own sockets
+    exposed = [lst for lst in listeners if lst.ip not in LOOPBACK]
+    assert not exposed, f"listening beyond loopback: {exposed}"
+
+
+def test_up_prints_the_configured_api_url(
+    live: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = live["state"]
+    port = int(live["env"]["TRENDFLOW_API__PORT"])
+    assert state.api_url == f"http://127.0.0.1:{port}"
+    # Direct ingress (the default): the API replica itself answers there, not Serve's proxy.
+    assert owner_of(state, port).process.startswith("ray::ServeRepl")
+    assert state.proxy_url and state.proxy_url != state.api_url
+    _print_state(state)
+    out = capsys.readouterr().out
+    assert f"API:        http://127.0.0.1:{port}\n" in out
+    assert f"Serve proxy: {state.proxy_url}" in out
+    for url in (state.api_url, state.proxy_url):  # both reach the same app
+        assert httpx.get(url + "/api/me", timeout=10).json()["code"] == "unauthorized"
 
 
 def test_user_flow_over_http(live: dict[str, Any], tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from trendflow import stack
 from trendflow.api.app import BuildArgs, build_app
 from trendflow.db import Database
 from trendflow.db.seed.seed import apply_seed
+from trendflow.errors import ConfigError
 
 
 @pytest.fixture
@@ -24,7 +25,9 @@ def served(ray_cluster: dict[str, object], db_url: str, tmp_path: Path) -> Itera
     from ray import serve
 
     port = stack._free_port()
-    settings = api_settings(tmp_path, db_url, replica_cpus=0.0, overload_answer_slots=8)
+    # This test's Ray runs Serve as Ray's defaults have it: through the proxy actor.
+    settings = api_settings(tmp_path, db_url, replica_cpus=0.0, overload_answer_slots=8,
+                            serve_direct_ingress=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
         serve.run(build_app(BuildArgs(max_ongoing_requests=1, max_queued_requests=0),
@@ -70,3 +73,10 @@ async def test_serve_runs_the_app_and_sheds_load(served: str, token: str) -> Non
         assert done.status_code == 415  # zero bytes are not a video: it was processed
         after = await http.get("/api/me", headers=headers)
         assert after.status_code == 200
+
+
+def test_build_app_refuses_a_serve_mode_other_than_the_settings(tmp_path: Path) -> None:
+    """Serve fixes its mode when its processes start; a mismatch must not deploy silently."""
+    settings = api_settings(tmp_path, "postgresql://unused", serve_direct_ingress=True)
+    with pytest.raises(ConfigError, match="trendflow serve-env"):
+        build_app(settings=settings)  # this process's Serve runs without direct ingress

@@ -313,3 +313,16 @@ def test_node_certificate_names_the_node_and_chains_to_the_ca(tmp_path: Path) ->
     assert "IP Address:10.9.8.7" in text and "IP Address:127.0.0.1" in text
     assert "TLS Web Server Authentication" in text and "TLS Web Client Authentication" in text
     assert (tmp_path / "node" / "node.key").stat().st_mode & 0o077 == 0
+
+
+def test_cluster_deployments_serve_through_the_proxy() -> None:
+    """Multi-node deployments front every node's replicas with Serve's proxy: each sets direct
+    ingress off, or ``build_app`` refuses the deployment (``config_error``)."""
+    compose = _yaml(CLUSTER / "docker-compose.yml")
+    assert compose["x-trendflow-env"]["TRENDFLOW_API__SERVE_DIRECT_INGRESS"] == "false"
+    rayservice = (CLUSTER / "k8s" / "rayservice.yaml").read_text()
+    assert '{name: TRENDFLOW_API__SERVE_DIRECT_INGRESS, value: "false"}' in rayservice
+    readme = (CLUSTER / "README.md").read_text()
+    assert "TRENDFLOW_API__SERVE_DIRECT_INGRESS=false" in readme
+    assert "TRENDFLOW_API__SERVE_DIRECT_INGRESS=false" in (ROOT / "ray_cluster.yaml").read_text()
+    assert Settings(api={"serve_direct_ingress": "false"}).api.serve_direct_ingress is False

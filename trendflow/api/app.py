@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from trendflow.api.context import ApiContext, RaySchedulerLink, SchedulerLink
 from trendflow.api.errors import install_error_handlers
 from trendflow.api.routes import admin, me, profiles, runs, system, uploads, videos
+from trendflow.api.serving import bind_internal_grpc_to_loopback, check_serve_environment
 from trendflow.api.shedding import LoadShedder
 from trendflow.api.webhooks import WebhookDispatcher
 from trendflow.contracts.identity import dataprocessor_version
@@ -123,6 +124,7 @@ class ApiIngress:
     """Deployment body; Serve wraps it with ``serve.ingress(app)`` at build time."""
 
     def __init__(self, settings: Settings) -> None:
+        bind_internal_grpc_to_loopback()
         self.settings = settings
 
     @classmethod
@@ -154,6 +156,10 @@ def build_app(
 
     parsed = args if isinstance(args, BuildArgs) else BuildArgs.model_validate(args or {})
     settings = settings or get_settings()
+    if parsed.replicas is not None:
+        settings = settings.model_copy(deep=True)
+        settings.api.replicas = parsed.replicas
+    check_serve_environment(settings.api)
 
     async def factory() -> ApiContext:
         return await open_context(settings, scheduler=RaySchedulerLink(settings))

@@ -1,13 +1,15 @@
 """Operator commands for accounts: ``trendflow users create|token|topup``.
 
 They talk to the index database directly (settings from ``TRENDFLOW_*``), so they work before
-the API is up — e.g. to make the first admin.
+the API is up — e.g. to make the first admin. ``trendflow serve-env`` prints the ``RAY_SERVE_*``
+variables a Ray cluster must be started with to serve the API as the settings ask.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
@@ -40,6 +42,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     topup.add_argument("amount")
     topup.add_argument("--reason", required=True)
     topup.set_defaults(func=_topup)
+    env = subparsers.add_parser(
+        "serve-env", help="print the RAY_SERVE_* variables `ray start` needs for the API's "
+                          "Serve mode (eval \"$(trendflow serve-env)\")")
+    env.set_defaults(func=_serve_env)
+
+
+def _serve_env(args: argparse.Namespace) -> int:
+    from trendflow.api.serving import serve_environment
+
+    for key, value in serve_environment(get_settings().api).items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
 
 
 async def _with_conn(action: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
