@@ -117,6 +117,26 @@ async def test_tokens_are_stored_hashed_and_revocable(conn: asyncpg.Connection) 
         await users_repo.create_user(conn, email="T@example.com")
 
 
+async def test_token_use_is_recorded_at_most_once_a_minute(conn: asyncpg.Connection) -> None:
+    """Pollers sharing a token do not rewrite its row on every request; a stale mark moves."""
+    user = await users_repo.create_user(conn, email="p@example.com")
+    token, record = await users_repo.create_token(conn, user_id=user.user_id, name="poller")
+    used = "SELECT last_used_at FROM api_tokens WHERE token_id = $1"
+    assert await conn.fetchval(used, record.token_id) is None
+    assert await users_repo.get_user_by_token(conn, token=token) is not None
+    first = await conn.fetchval(used, record.token_id)
+    assert first is not None
+    version = "SELECT ctid::text FROM api_tokens WHERE token_id = $1"  # moves on every write
+    before = await conn.fetchval(version, record.token_id)
+    for _ in range(3):
+        assert await users_repo.get_user_by_token(conn, token=token) is not None
+    assert await conn.fetchval(version, record.token_id) == before  # no write at all
+    await conn.execute("UPDATE api_tokens SET last_used_at = now() - interval '2 minutes' "
+                       "WHERE token_id = $1", record.token_id)
+    assert await users_repo.get_user_by_token(conn, token=token) is not None
+    assert await conn.fetchval(used, record.token_id) > first - timedelta(seconds=1)
+
+
 async def test_cache_lookup_and_video_deletion(conn: asyncpg.Connection) -> None:
     run = await make_run(conn)
     await runs_repo.claim_next_runs(conn, limit=1, worker_id="w")

@@ -156,15 +156,25 @@ async def create_token(
     return token, row_to(ApiToken, row)
 
 
+TOKEN_USE_RESOLUTION_S = 60
+"""``api_tokens.last_used_at`` is refreshed at most this often: clients polling with one token
+every few seconds would otherwise all write (and queue on) the same row on every request."""
+
+
 async def get_user_by_token(conn: asyncpg.Connection, *, token: str) -> User | None:
-    """The owner of a live (not revoked, not expired) token, marking it used; None otherwise."""
+    """The owner of a live (not revoked, not expired) token, marking it used (to within
+    :data:`TOKEN_USE_RESOLUTION_S`); None otherwise. Revocation and expiry apply at once."""
     row = await conn.fetchrow(
-        f"WITH t AS (UPDATE api_tokens SET last_used_at = now() "
+        f"WITH t AS (SELECT token_id, user_id, last_used_at FROM api_tokens "
         f"  WHERE token_sha256 = $1 AND revoked_at IS NULL "
-        f"  AND (expires_at IS NULL OR expires_at > now()) RETURNING user_id) "
+        f"  AND (expires_at IS NULL OR expires_at > now())), "
+        f"touched AS (UPDATE api_tokens a SET last_used_at = now() FROM t "
+        f"  WHERE a.token_id = t.token_id AND (t.last_used_at IS NULL "
+        f"  OR t.last_used_at < now() - make_interval(secs => $2))) "
         f"SELECT {', '.join('u.' + c for c in _USER.split(', '))} "
         f"FROM users u JOIN t ON t.user_id = u.user_id",
         hash_token(token),
+        float(TOKEN_USE_RESOLUTION_S),
     )
     return None if row is None else row_to(User, row)
 
