@@ -141,6 +141,12 @@ class RuntimeSettings(BaseModel):
     planning_memory_mb: int | None = Field(default=None, gt=0)
     segmenter_actors: int = Field(default=1, ge=1)
     segmenter_cpus: float = Field(default=1.0, ge=0)
+    # Custom Ray resources a Segmenter actor asks for, to place Segmenters on chosen nodes
+    # (e.g. {"decode_node": 1} on nodes started with --resources='{"decode_node": 4}').
+    segmenter_resources: dict[str, float] = Field(default_factory=dict)
+    # The same for the scheduler actor (it holds no CPU, so Ray may place it on any node; pin it
+    # to the head, say, with a resource only the head advertises).
+    scheduler_resources: dict[str, float] = Field(default_factory=dict)
     cpu_workers: int = Field(default=2, ge=1)
     cpu_worker_cpus: float = Field(default=1.0, ge=0)
     gpu_workers_per_gpu: int = Field(default=1, ge=1)

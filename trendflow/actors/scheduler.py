@@ -37,7 +37,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, TaskCancelledError
+from ray.exceptions import (
+    ActorDiedError,
+    ActorUnavailableError,
+    ObjectLostError,
+    RayActorError,
+    TaskCancelledError,
+)
 
 from trendflow.actors.planning import Capacity, PendingRun, TaskDemand, plan_batches
 from trendflow.actors.policy import Timeouts, Verdict, backoff_s, decide, resolve_timeouts
@@ -112,6 +118,11 @@ class _Cancelled(Exception):
 
 class _SegmenterLost(Exception):
     """A run's chunk stream broke because its Segmenter actor died or restarted (internal)."""
+
+
+class _InputLost(Exception):
+    """An object a task needed (a chunk, the audio track) is gone: the node that held it died
+    with its object store, and Ray cannot rebuild it (internal)."""
 
 
 class _RunFailed(Exception):
@@ -276,7 +287,8 @@ class Scheduler:
             name = f"trendflow-segmenter-{i}-{tag}"
             segs.append(
                 ray.remote(SegmenterActor)
-                .options(name=name, **segmenter_options(cpus=rt.segmenter_cpus))
+                .options(name=name, **segmenter_options(
+                    cpus=rt.segmenter_cpus, resources=rt.segmenter_resources))
                 .remote(self._settings)
             )
             names["segmenter"].append(name)
@@ -549,6 +561,7 @@ class _RunExecution:
         self.audio_ref: Any = None
         self.sampling: tuple[float, int] | None = None  # (fps, height) the video is prepared at
         self.segmenter_losses = 0  # chunk streams broken by a lost Segmenter, for the budget
+        self.lost_chunks: set[int] = set()  # positions whose chunk objects died with a node
         self.timeouts: Timeouts = resolve_timeouts(self.rt, None, _timeout_overrides(run))
         self.warnings: list[str] = []
 
@@ -693,14 +706,29 @@ class _RunExecution:
         state: _ComponentState | None = None,
     ) -> T:
         attempt = 0
+        waits = 0
         while True:
             try:
                 return await call()
+            except ActorUnavailableError as exc:
+                # Restarting (its node died, or its process and Ray has not brought it back
+                # yet): waited for, without using up the retry budget; the caller's deadline
+                # (the call's timeout) bounds the wait.
+                log.warning("%s of run %s: actor unavailable (%s); waiting for it", what,
+                            self.run_id, str(exc).splitlines()[0][:200])
+                await asyncio.sleep(backoff_s(waits, self.rt))
+                waits += 1
+                continue
             except _WORKER_LOST as exc:
                 error: BaseException = exc
                 lost = True
             except TaskCancelledError:
                 raise asyncio.CancelledError from None
+            except ObjectLostError as exc:  # also a RayTaskError(ObjectLostError) of the task
+                cause = _ray_error(exc)
+                raise _InputLost(
+                    f"{what}: {type(cause).__name__}: {str(cause).splitlines()[0][:200]}"
+                ) from exc
             except Exception as exc:
                 error = _ray_error(exc)
                 lost = False
@@ -802,12 +830,21 @@ class _RunExecution:
             # it (at the raylet's next batched free: free_objects_period_milliseconds).
             await asyncio.gather(*tasks)
 
+        self.lost_chunks.clear()
         try:
             while True:
                 # Take the next chunk only when there is room: with the generator's
                 # backpressure of one, at most chunks_in_flight + 1 chunks exist at a time.
                 while len(in_flight) >= self.rt.chunks_in_flight:
                     await retire_oldest()
+                if self.lost_chunks:
+                    # Chunk objects died with their node: let the other maps finish (they may
+                    # lose theirs too), then stream again from the oldest lost chunk.
+                    while in_flight:
+                        await retire_oldest()
+                    position = self._rewind_to_lost_chunks(position)
+                    stream = None
+                    continue
                 live = [s for s in states if s.failed is None]
                 if not live or required_failed():
                     break
@@ -819,6 +856,10 @@ class _RunExecution:
                 try:
                     chunk_ref = await self._next_chunk(*stream)
                 except StopAsyncIteration:
+                    while in_flight and not required_failed():
+                        await retire_oldest()
+                    if self.lost_chunks and not required_failed():
+                        continue  # rewinds above
                     break
                 except _SegmenterLost as lost:
                     stream = None
@@ -827,6 +868,7 @@ class _RunExecution:
                 tasks = [
                     asyncio.get_running_loop().create_task(self._map_one(s, position, chunk_ref))
                     for s in live
+                    if position not in s.partials  # mapped before a rewind: kept
                 ]
                 in_flight.append((chunk_ref, tasks))
                 del chunk_ref
@@ -837,6 +879,35 @@ class _RunExecution:
             for _, tasks in in_flight:
                 for task in tasks:
                     task.cancel()
+
+    def _rewind_to_lost_chunks(self, position: int) -> int:
+        """The position to stream again from (the oldest lost chunk), within the retry budget.
+
+        Only the components without a partial for a chunk map it again; the stream itself
+        resumes on whatever Segmenter holds the run (a lost one is replaced by
+        :meth:`_segmenter_lost` when the new stream finds it gone).
+        """
+        resume = min(self.lost_chunks)
+        verdict = decide(
+            _InputLost("chunks lost"), attempt=self.segmenter_losses, halvings=0,
+            settings=self.rt, worker_lost=True,
+        )
+        get_metrics().error("transient_error")
+        if verdict is not Verdict.RETRY:
+            raise _RunFailed(
+                TransientError(
+                    f"chunks of run {self.run_id} were lost with their node "
+                    f"{self.segmenter_losses + 1} times; giving up",
+                    run_id=self.run_id, chunks=sorted(self.lost_chunks),
+                )
+            )
+        log.warning(
+            "chunks %s of run %s were lost with their node; streaming again from chunk %d "
+            "(was at %d)", sorted(self.lost_chunks), self.run_id, resume, position,
+        )
+        self.segmenter_losses += 1
+        self.lost_chunks.clear()
+        return resume
 
     async def _next_chunk(self, gen: Any, chunks: Any) -> Any:
         """The next chunk's ref from the Segmenter's stream.
@@ -851,8 +922,8 @@ class _RunExecution:
                 # outcome (a small object) before that ref reaches any worker.
                 await _await_ref(gen.completed(), None)
             return chunk_ref
-        except _WORKER_LOST as exc:
-            raise _SegmenterLost(str(exc)) from exc
+        except (*_WORKER_LOST, ObjectLostError) as exc:  # the actor, or the node under it
+            raise _SegmenterLost(str(exc).splitlines()[0]) from exc
         except ray.exceptions.RayTaskError as exc:
             error = _ray_error(exc)
             if isinstance(error, RunNotFound):  # restarted since it prepared the run
@@ -914,6 +985,9 @@ class _RunExecution:
             partial = await self._with_retries(
                 call, what=f"{state.name} map", on_oom=state.limiter.halve, state=state
             )
+        except _InputLost:
+            self.lost_chunks.add(position)  # _map_chunks streams it again
+            return
         except TimeoutError:
             self._component_failed(state, self._timeout(state))
             return
@@ -1111,6 +1185,7 @@ def scheduler_options(rt: RuntimeSettings) -> dict[str, Any]:
         "max_concurrency": 16,
         "num_cpus": 0,
         "get_if_exists": True,
+        **({"resources": dict(rt.scheduler_resources)} if rt.scheduler_resources else {}),
     }
 
 

@@ -166,9 +166,15 @@ class SegmenterActor:
         shutil.rmtree(self._work_root / run_id, ignore_errors=True)
 
 
-def segmenter_options(*, cpus: float) -> dict[str, Any]:
-    """Ray options of a Segmenter actor: restarted when its process dies (runs re-prepare)."""
-    return {"num_cpus": cpus, "max_restarts": -1, "max_task_retries": 0}
+def segmenter_options(
+    *, cpus: float, resources: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """Ray options of a Segmenter actor: restarted when its process dies (runs re-prepare);
+    ``resources`` (custom Ray resources) place it on chosen nodes."""
+    options: dict[str, Any] = {"num_cpus": cpus, "max_restarts": -1, "max_task_retries": 0}
+    if resources:
+        options["resources"] = dict(resources)
+    return options
 
 
 __all__ = ["PreparedSummary", "SegmenterActor", "segmenter_options"]
