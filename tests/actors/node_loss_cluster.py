@@ -6,10 +6,11 @@ Segmenter (custom resource ``seg_node``) and so the chunks it decodes.
 
 (the settings file carries no secrets: the database URL comes from the environment).
 
-Prints ``ready`` once the scheduler runs. Reads commands from stdin: ``kill`` removes the
-Segmenter's node at once (its processes and object store die, as in a machine failure) and adds a
-replacement node (what an autoscaler does), then prints ``killed``; ``stop`` stops the scheduler
-and the cluster, then exits.
+Prints ``ready`` once the scheduler runs. Reads commands from stdin: ``pause`` stops the CPU
+workers' processes (busy workers: work queues for them); ``kill`` removes the Segmenter's node at
+once (its processes and object store die, as in a machine failure), adds a replacement node
+(what an autoscaler does) and resumes the workers, then prints ``killed``; ``stop`` stops the
+scheduler and the cluster, then exits.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -59,23 +59,26 @@ def main() -> None:
         segmenter_node = cluster.add_node(**NODE)
         ray.init(address=cluster.address, namespace="trendflow-node-loss", log_to_driver=False)
         scheduler = start_scheduler(settings)
+        paused: list[int] = []
         print("ready", flush=True)
         for line in sys.stdin:
             command = line.strip()
-            if command == "kill":
-                # The CPU workers are busy (paused) while chunks pile up for them, so some
-                # chunks are still only in the dying node's object store when it dies.
-                pids = [ray.get(_actor(n, settings).pid.remote())
-                        for n in ray.get(scheduler.describe.remote())["actors"]["cpu"]]
-                for pid in pids:
+            if command == "pause":
+                # The CPU workers stay busy (stopped): what the run sends them piles up, and
+                # its inputs (chunks, the audio track) stay only in the Segmenter node's store.
+                paused = [ray.get(_actor(n, settings).pid.remote())
+                          for n in ray.get(scheduler.describe.remote())["actors"]["cpu"]]
+                for pid in paused:
                     os.kill(pid, signal.SIGSTOP)
+                print("paused", flush=True)
+            elif command == "kill":
                 try:
-                    time.sleep(1.5)
                     cluster.remove_node(segmenter_node, allow_graceful=False)
                     segmenter_node = cluster.add_node(**NODE)
                 finally:
-                    for pid in pids:
+                    for pid in paused:
                         os.kill(pid, signal.SIGCONT)
+                    paused = []
                 print("killed", flush=True)
             elif command == "stop":
                 ray.get(scheduler.stop.remote(), timeout=30)

@@ -8,13 +8,19 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from tests.actors.conftest import COMPONENTS, Runtime
-from tests.actors.test_faults import _analysing, _outputs, _with
+from tests.actors.test_faults import _analysing, _with
+from trendflow.contracts.npz import decode_npz
+from trendflow.db.repositories import profiles as profiles_repo
+from trendflow.storage.factory import open_store
+from trendflow.storage.keys import artifact_key
 
 ROOT = Path(__file__).resolve().parents[2]
+AUDIO_PROFILE = "ray-audio-test"
 
 
 async def _line(proc: subprocess.Popen[str], want: str, timeout_s: float = 120.0) -> None:
@@ -30,49 +36,112 @@ async def _line(proc: subprocess.Popen[str], want: str, timeout_s: float = 120.0
             seen.append(line.strip())
 
 
+class _Cluster:
+    """The two-node cluster process (tests/actors/node_loss_cluster.py)."""
+
+    def __init__(self, runtime: Runtime, tmp_path: Path, **rt: Any) -> None:
+        self.settings = _with(runtime.settings, segmenter_cpus=0.0,
+                              segmenter_resources={"seg_node": 0.5},
+                              scheduler_resources={"head_node": 0.01}, **rt)
+        config = tmp_path / "settings.json"
+        config.write_text(self.settings.model_dump_json())
+        assert self.settings.database.url is not None
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.actors.node_loss_cluster", str(config)],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True,
+            env={**os.environ,
+                 "NODE_LOSS_DATABASE_URL": self.settings.database.url.get_secret_value()},
+            start_new_session=True,  # its Ray processes can be stopped as one group if it hangs
+        )
+
+    async def command(self, command: str, answer: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        await _line(self.proc, answer)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write("stop\n")
+            self.proc.stdin.flush()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+async def _assert_same_outputs(runtime: Runtime, run_id: str, reference: str,
+                               components: tuple[str, ...]) -> None:
+    [run] = (await runtime.runs([run_id])).values()
+    [ref] = (await runtime.runs([reference])).values()
+    store = open_store(runtime.settings)
+    for name in components:
+        got, want = [
+            decode_npz(await store.get_bytes(artifact_key(r.platform_id, r.video_id, i, name)),
+                       where=name).arrays
+            for r, i in ((run, run_id), (ref, reference))
+        ]
+        for key, arr in want.items():
+            np.testing.assert_array_equal(got[key], arr, err_msg=f"{name}.{key}")
+
+
 async def test_losing_the_segmenter_node_mid_run_changes_nothing_in_the_outputs(
     runtime: Runtime, long_clip, tmp_path: Path
 ) -> None:
-    """The node holding the Segmenter (and every chunk it decoded) dies while the run maps:
-    the lost chunks are streamed again from a Segmenter on the replacement node, and only the
-    maps that had not finished run again. The outputs equal an undisturbed run's."""
-    settings = _with(runtime.settings, segmenter_cpus=0.0, segmenter_resources={"seg_node": 0.5},
-                     scheduler_resources={"head_node": 0.01}, chunks_in_flight=4)
-    config = tmp_path / "settings.json"
-    config.write_text(settings.model_dump_json())
-    assert settings.database.url is not None
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.actors.node_loss_cluster", str(config)],
-        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        text=True, env={**os.environ,
-                        "NODE_LOSS_DATABASE_URL": settings.database.url.get_secret_value()},
-        start_new_session=True,  # its Ray processes can be stopped as one group if it hangs
-    )
-    assert proc.stdin is not None
+    """The node holding the Segmenter (and the chunks it decoded, waiting for busy workers)
+    dies while the run maps: the lost chunks are streamed again from a Segmenter on the
+    replacement node, and only the maps that had not finished run again. The outputs equal an
+    undisturbed run's, and the run is not claimed a second time."""
+    cluster = _Cluster(runtime, tmp_path, chunks_in_flight=4)
     try:
-        await _line(proc, "ready")
+        await _line(cluster.proc, "ready")
         upload = await runtime.upload_clip(long_clip)
         [reference] = await runtime.queue(1, upload=upload)
         assert (await runtime.wait([reference], timeout_s=180))[reference].status == "ok"
 
+        await cluster.command("pause", "paused")
         [run_id] = await runtime.queue(1, upload=upload)
         await _analysing(runtime, [run_id])
-        proc.stdin.write("kill\n")
-        proc.stdin.flush()
-        await _line(proc, "killed")
+        await asyncio.sleep(1.0)  # chunks pile up for the paused workers
+        await cluster.command("kill", "killed")
         row = (await runtime.wait([run_id], timeout_s=240))[run_id]
         assert row.status == "ok", row.error
-        assert row.attempts == 1  # recovered inside the run, not by claiming it again
-        got, want = await _outputs(runtime, run_id), await _outputs(runtime, reference)
-        for name in COMPONENTS:
-            for key, arr in want[name].items():
-                np.testing.assert_array_equal(got[name][key], arr, err_msg=f"{name}.{key}")
+        assert row.attempts == 1
+        await _assert_same_outputs(runtime, run_id, reference, COMPONENTS)
     finally:
-        if proc.poll() is None:
-            proc.stdin.write("stop\n")
-            proc.stdin.flush()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        cluster.stop()
+
+
+async def test_an_audio_track_lost_with_its_node_is_extracted_again(
+    runtime: Runtime, long_clip, tmp_path: Path
+) -> None:
+    """An audio component waits for a busy worker while the Segmenter's node (holding the run's
+    audio track) dies: the track is extracted again on the replacement node's Segmenter, which
+    prepares the video anew, and the result equals an undisturbed run's."""
+    async with runtime.pool.acquire() as conn:
+        await profiles_repo.save_profile(conn, profile=profiles_repo.Profile(
+            profile_id=AUDIO_PROFILE, name="audio only", sampling={"fps": 12.0, "height": 96},
+            render={"engine": "template"},
+            components=(profiles_repo.ProfileComponent("loudness"),),
+        ))
+    cluster = _Cluster(runtime, tmp_path)
+    try:
+        await _line(cluster.proc, "ready")
+        upload = await runtime.upload_clip(long_clip)
+        [reference] = await runtime.queue(1, upload=upload, profile_id=AUDIO_PROFILE)
+        assert (await runtime.wait([reference], timeout_s=180))[reference].status == "ok"
+
+        await cluster.command("pause", "paused")
+        [run_id] = await runtime.queue(1, upload=upload, profile_id=AUDIO_PROFILE)
+        await _analysing(runtime, [run_id])
+        await asyncio.sleep(1.0)  # the reduce waits for a paused worker
+        await cluster.command("kill", "killed")
+        row = (await runtime.wait([run_id], timeout_s=240))[run_id]
+        assert row.status == "ok", row.error
+        assert row.attempts == 1
+        await _assert_same_outputs(runtime, run_id, reference, ("loudness",))
+    finally:
+        cluster.stop()

@@ -711,9 +711,13 @@ class _RunExecution:
             try:
                 return await call()
             except ActorUnavailableError as exc:
-                # Restarting (its node died, or its process and Ray has not brought it back
-                # yet): waited for, without using up the retry budget; the caller's deadline
-                # (the call's timeout) bounds the wait.
+                if isinstance(exc, ray.exceptions.RayTaskError):
+                    # The task ran, and an input's producer is the actor restarting (Ray tried
+                    # to rebuild a lost chunk or track from it): that input is lost.
+                    raise _InputLost(f"{what}: {str(exc).splitlines()[-1][:200]}") from exc
+                # The actor called is restarting (its node died, or its process and Ray has
+                # not brought it back yet): waited for, without using up the retry budget;
+                # the caller's deadline (the call's timeout) bounds the wait.
                 log.warning("%s of run %s: actor unavailable (%s); waiting for it", what,
                             self.run_id, str(exc).splitlines()[0][:200])
                 await asyncio.sleep(backoff_s(waits, self.rt))
@@ -880,6 +884,24 @@ class _RunExecution:
                 for task in tasks:
                     task.cancel()
 
+    def _count_input_loss(self, what: str, **details: Any) -> None:
+        """One more loss of the Segmenter's objects (with their node), within the run's retry
+        budget (shared with lost Segmenters); past it the run fails with ``transient_error``."""
+        verdict = decide(
+            _InputLost(what), attempt=self.segmenter_losses, halvings=0, settings=self.rt,
+            worker_lost=True,
+        )
+        get_metrics().error("transient_error")
+        if verdict is not Verdict.RETRY:
+            raise _RunFailed(
+                TransientError(
+                    f"{what} of run {self.run_id} were lost with their node "
+                    f"{self.segmenter_losses + 1} times; giving up",
+                    run_id=self.run_id, **details,
+                )
+            )
+        self.segmenter_losses += 1
+
     def _rewind_to_lost_chunks(self, position: int) -> int:
         """The position to stream again from (the oldest lost chunk), within the retry budget.
 
@@ -888,26 +910,26 @@ class _RunExecution:
         :meth:`_segmenter_lost` when the new stream finds it gone).
         """
         resume = min(self.lost_chunks)
-        verdict = decide(
-            _InputLost("chunks lost"), attempt=self.segmenter_losses, halvings=0,
-            settings=self.rt, worker_lost=True,
-        )
-        get_metrics().error("transient_error")
-        if verdict is not Verdict.RETRY:
-            raise _RunFailed(
-                TransientError(
-                    f"chunks of run {self.run_id} were lost with their node "
-                    f"{self.segmenter_losses + 1} times; giving up",
-                    run_id=self.run_id, chunks=sorted(self.lost_chunks),
-                )
-            )
+        self._count_input_loss("chunks", chunks=sorted(self.lost_chunks))
         log.warning(
             "chunks %s of run %s were lost with their node; streaming again from chunk %d "
             "(was at %d)", sorted(self.lost_chunks), self.run_id, resume, position,
         )
-        self.segmenter_losses += 1
         self.lost_chunks.clear()
         return resume
+
+    async def _recover_audio(self, lost: _InputLost) -> None:
+        """The audio track died with its node: extract it again, on a Segmenter that prepares
+        the video again if it no longer holds the run."""
+        self._count_input_loss("the audio track")
+        log.warning("the audio track of run %s was lost (%s); extracting it again",
+                    self.run_id, lost)
+        held = await self._with_retries(
+            lambda: _await_ref(self.segmenter.holds.remote(self.run_id), None), what="audio"
+        )
+        if not held:  # a restarted Segmenter: prepare the video there first
+            await self._prepare_video()
+        self.audio_ref = self.segmenter.audio.remote(self.run_id)
 
     async def _next_chunk(self, gen: Any, chunks: Any) -> Any:
         """The next chunk's ref from the Segmenter's stream.
@@ -1023,8 +1045,15 @@ class _RunExecution:
                 state.deadline - time.monotonic(),
             )
 
+        what = f"{state.name} reduce"
         try:
-            outcome = await self._with_retries(call, what=f"{state.name} reduce", state=state)
+            try:
+                outcome = await self._with_retries(call, what=what, state=state)
+            except _InputLost as lost:
+                if self.audio_ref is None:  # the partials live here: only the audio can die
+                    raise
+                await self._recover_audio(lost)
+                outcome = await self._with_retries(call, what=what, state=state)
             state.busy_s += outcome.busy_s
             encode_started = time.perf_counter()
             artifact = await persist_result(
@@ -1036,6 +1065,9 @@ class _RunExecution:
             )
         except TimeoutError:
             self._component_failed(state, self._timeout(state))
+            return
+        except _InputLost as lost:
+            self._component_failed(state, TransientError(str(lost), component=state.name))
             return
         except Exception as exc:
             self._component_failed(state, as_trendflow_error(_ray_error(exc), state.name))

@@ -154,6 +154,10 @@ class SegmenterActor:
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(coro)
 
+    def holds(self, run_id: str) -> bool:
+        """Whether this actor has the run's video prepared (a restarted one has none)."""
+        return run_id in self._prepared
+
     def pid(self) -> int:
         """The actor's process id (operators and fault tests)."""
         return os.getpid()
