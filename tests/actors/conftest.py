@@ -86,6 +86,18 @@ class Runtime:
             await asyncio.sleep(0.2)
 
 
+def named_actor(name: str, settings: Settings) -> Any:
+    """A named actor of the runtime: in the runtime's namespace, or the scheduler's job's."""
+    import ray
+
+    for namespace in (settings.runtime.namespace, None):
+        try:
+            return ray.get_actor(name, namespace=namespace)
+        except ValueError:
+            continue
+    raise AssertionError(f"no actor {name}")
+
+
 def runtime_settings(tmp: Path, db_url: str, **runtime: Any) -> Settings:
     """Settings for a test cluster of 2 CPUs: small actors, short windows and backoffs."""
     rt = {

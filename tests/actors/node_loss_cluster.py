@@ -19,7 +19,6 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
@@ -27,19 +26,11 @@ import ray  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
+from tests.actors.conftest import named_actor  # noqa: E402
 from trendflow.actors.scheduler import start_scheduler  # noqa: E402
 from trendflow.settings import Settings  # noqa: E402
 
 NODE = {"num_cpus": 0, "resources": {"seg_node": 1}, "object_store_memory": 128 * 2**20}
-
-
-def _actor(name: str, settings: Settings) -> Any:
-    for namespace in (settings.runtime.namespace, None):
-        try:
-            return ray.get_actor(name, namespace=namespace)
-        except ValueError:
-            continue
-    raise LookupError(f"no actor {name}")
 
 
 def main() -> None:
@@ -66,7 +57,7 @@ def main() -> None:
             if command == "pause":
                 # The CPU workers stay busy (stopped): what the run sends them piles up, and
                 # its inputs (chunks, the audio track) stay only in the Segmenter node's store.
-                paused = [ray.get(_actor(n, settings).pid.remote())
+                paused = [ray.get(named_actor(n, settings).pid.remote())
                           for n in ray.get(scheduler.describe.remote())["actors"]["cpu"]]
                 for pid in paused:
                     os.kill(pid, signal.SIGSTOP)

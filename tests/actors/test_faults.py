@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import ray
 
-from tests.actors.conftest import COMPONENTS, Runtime, save_test_profile
+from tests.actors.conftest import COMPONENTS, Runtime, named_actor, save_test_profile
 from trendflow.contracts.manifest import load_manifest
 from trendflow.contracts.npz import decode_npz
 from trendflow.settings import Settings
@@ -24,13 +24,6 @@ def _with(settings: Settings, **runtime: Any) -> Settings:
     return settings.model_copy(update={"runtime": settings.runtime.model_copy(update=runtime)})
 
 
-def _actor(name: str, settings: Settings) -> Any:
-    for namespace in (settings.runtime.namespace, None):
-        try:
-            return ray.get_actor(name, namespace=namespace)
-        except ValueError:
-            continue
-    raise AssertionError(f"no actor {name}")
 
 
 async def _outputs(runtime: Runtime, run_id: str) -> dict[str, dict[str, np.ndarray]]:
@@ -60,7 +53,7 @@ async def test_killing_a_component_worker_mid_run_changes_nothing_in_the_outputs
     [run_id] = await runtime.queue(1, upload=upload)
     await _analysing(runtime, [run_id])
     names = ray.get(sched.describe.remote())["actors"]["cpu"]
-    workers = [_actor(n, settings) for n in names]
+    workers = [named_actor(n, settings) for n in names]
     pids = ray.get([w.pid.remote() for w in workers])
     os.kill(pids[0], signal.SIGKILL)  # a crash, not a polite stop
     row = (await runtime.wait([run_id]))[run_id]
@@ -155,7 +148,7 @@ async def test_a_segmenter_killed_mid_decode_is_prepared_again_and_the_run_resum
     [reference] = await runtime.queue(1, upload=upload)
     assert (await runtime.wait([reference]))[reference].status == "ok"
     [name] = ray.get(sched.describe.remote())["actors"]["segmenter"]
-    segmenter = _actor(name, settings)
+    segmenter = named_actor(name, settings)
     pid = ray.get(segmenter.pid.remote())  # asked while idle: a decoding actor answers late
 
     [run_id] = await runtime.queue(1, upload=upload)
