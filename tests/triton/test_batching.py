@@ -154,7 +154,6 @@ def test_a_rejected_request_fails_alone() -> None:
     client = BatchingClient(lambda: server, max_wait_s=0.05, max_in_flight=1)
     try:
         inputs = [np.full((2, 3), i, np.int64) for i in range(3)] + [np.full((2, 3), -1)]
-        results: list[Any] = []
 
         def call(x: np.ndarray) -> dict[str, np.ndarray]:
             try:

@@ -884,23 +884,25 @@ class _RunExecution:
                 for task in tasks:
                     task.cancel()
 
-    def _count_input_loss(self, what: str, **details: Any) -> None:
-        """One more loss of the Segmenter's objects (with their node), within the run's retry
-        budget (shared with lost Segmenters); past it the run fails with ``transient_error``."""
+    def _spend_loss_budget(self, cause: BaseException, giving_up: str, **details: Any) -> None:
+        """One more loss of the Segmenter or of its objects (with their node), within the run's
+        retry budget; past it the run fails with ``transient_error`` (``giving_up``)."""
         verdict = decide(
-            _InputLost(what), attempt=self.segmenter_losses, halvings=0, settings=self.rt,
-            worker_lost=True,
+            cause, attempt=self.segmenter_losses, halvings=0, settings=self.rt, worker_lost=True
         )
         get_metrics().error("transient_error")
         if verdict is not Verdict.RETRY:
-            raise _RunFailed(
-                TransientError(
-                    f"{what} of run {self.run_id} were lost with their node "
-                    f"{self.segmenter_losses + 1} times; giving up",
-                    run_id=self.run_id, **details,
-                )
-            )
+            raise _RunFailed(TransientError(giving_up, run_id=self.run_id, **details)) from cause
         self.segmenter_losses += 1
+
+    def _count_input_loss(self, what: str, **details: Any) -> None:
+        """One more loss of the Segmenter's objects (``what``) with their node."""
+        self._spend_loss_budget(
+            _InputLost(what),
+            f"{what} of run {self.run_id} were lost with their node "
+            f"{self.segmenter_losses + 1} times; giving up",
+            **details,
+        )
 
     def _rewind_to_lost_chunks(self, position: int) -> int:
         """The position to stream again from (the oldest lost chunk), within the retry budget.
@@ -960,24 +962,16 @@ class _RunExecution:
         Counts against the run's retry budget like a lost worker; a media error from the new
         preparation fails the run at once.
         """
-        verdict = decide(
-            lost, attempt=self.segmenter_losses, halvings=0, settings=self.rt, worker_lost=True
+        self._spend_loss_budget(
+            lost,
+            f"the Segmenter actor was lost {self.segmenter_losses + 1} times while decoding; "
+            "giving up",
         )
-        get_metrics().error("transient_error")
-        if verdict is not Verdict.RETRY:
-            raise _RunFailed(
-                TransientError(
-                    f"the Segmenter actor was lost {self.segmenter_losses + 1} times while "
-                    "decoding; giving up",
-                    run_id=self.run_id,
-                )
-            ) from lost
         log.warning(
             "the Segmenter lost run %s while decoding (%s); preparing it again to resume at "
             "chunk %d", self.run_id, lost, position,
         )
-        await asyncio.sleep(backoff_s(self.segmenter_losses, self.rt))
-        self.segmenter_losses += 1
+        await asyncio.sleep(backoff_s(self.segmenter_losses - 1, self.rt))
         again = await self._prepare_video()
         if (again.timeline, again.chunk_frames) != (summary.timeline, summary.chunk_frames):
             raise _RunFailed(

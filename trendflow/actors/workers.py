@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psutil
@@ -200,10 +200,7 @@ class ComponentWorker:
         client = self._services.get("triton")
         if not isinstance(client, BatchingClient):
             return {}
-        st = client.stats
-        return {"requests": st.requests, "calls": st.calls, "rows": st.rows,
-                "merged_calls": st.merged_calls, "oom_splits": st.oom_splits,
-                "rows_per_call": round(st.rows_per_call, 2)}
+        return {**asdict(client.stats), "rows_per_call": round(client.stats.rows_per_call, 2)}
 
     def pid(self) -> int:
         return os.getpid()

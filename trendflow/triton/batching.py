@@ -176,7 +176,9 @@ class BatchingClient:
         key = oldest[1]
         queue, limit = self._queues[key], self._limits[key]
         taken = [queue.popleft()]  # alone if it is bigger than the model's batch already
-        while queue and taken[0].rows + sum(r.rows for r in taken[1:]) + queue[0].rows <= limit:
+        rows = taken[0].rows
+        while queue and rows + queue[0].rows <= limit:
+            rows += queue[0].rows
             taken.append(queue.popleft())
         return key, taken
 
@@ -218,6 +220,7 @@ class BatchingClient:
 
     def _call(self, key: Signature, batch: list[_Request]) -> None:
         model, version = key[0], key[1]
+        total = sum(r.rows for r in batch)
         inputs = batch[0].inputs if len(batch) == 1 else {
             name: np.concatenate([r.inputs[name] for r in batch]) for name in batch[0].inputs
         }
@@ -241,14 +244,13 @@ class BatchingClient:
             return
         with self._cond:
             self.stats.calls += 1
-            self.stats.rows += sum(r.rows for r in batch)
+            self.stats.rows += total
             self.stats.merged_calls += len(batch) > 1
         if self._observe is not None:
-            self._observe(model, sum(r.rows for r in batch))
+            self._observe(model, total)
         if len(batch) == 1:
             batch[0].future.set_result(outputs)
             return
-        total = sum(r.rows for r in batch)
         wrong = {k: list(v.shape) for k, v in outputs.items() if v.ndim == 0 or len(v) != total}
         if wrong:
             error = ComponentError(
