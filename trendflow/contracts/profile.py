@@ -35,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from trendflow.errors import InvalidProfile
+from trendflow.errors import InvalidProfile, field_problems
 from trendflow.pipeline.sampling import SAMPLING_POLICY_VERSION
 
 COMPONENT_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -182,11 +182,11 @@ class ProfileConfig(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            errors = [
-                f"{'.'.join(str(p) for p in err['loc']) or 'profile'}: {err['msg']}"
-                for err in exc.errors()
-            ]
-            raise InvalidProfile("invalid profile: " + "; ".join(errors), errors=errors) from None
+            errors = field_problems(exc.errors(), root="profile")
+            raise InvalidProfile(
+                "invalid profile: " + "; ".join(f"{e['field']}: {e['problem']}" for e in errors),
+                errors=errors,
+            ) from None
 
     @property
     def enabled(self) -> tuple[ComponentConfig, ...]:
