@@ -31,7 +31,7 @@ from trendflow.errors import (
     VideoTooShort,
     field_problems,
 )
-from trendflow.pipeline.probe import probe
+from trendflow.pipeline.probe import check_truncation, probe, scan_packets
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
 from trendflow.storage.keys import upload_key, validate_upload_id
@@ -102,6 +102,12 @@ async def receive_upload(
         if size == 0:
             raise InputError("the upload is empty: send the video file as the request body")
         facts = await asyncio.to_thread(probe, path)
+        # The Segmenter's check, here so that a cut-off file is refused before it is stored
+        # (it would fail every run). Demuxing reads the file without decoding it. A file whose
+        # demuxing broke off is left to the Segmenter, which may repair it.
+        scan = await asyncio.to_thread(scan_packets, path)
+        if scan.demux_error is None:
+            check_truncation(facts, scan, path.name)
         seg = settings.segmenter
         if facts.claimed_duration_s < seg.min_duration_s:
             raise VideoTooShort(
