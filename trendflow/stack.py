@@ -47,7 +47,7 @@ import httpx
 from pydantic import SecretStr
 
 from trendflow.errors import ConfigError, ServiceUnavailable
-from trendflow.processes import pid_alive
+from trendflow.processes import log_tail, pid_alive
 from trendflow.settings import Settings, get_settings
 
 STATE_NAME = "state.json"
@@ -56,6 +56,8 @@ LOCAL_ADMIN_EMAIL = "admin@trendflow.local"
 LOCAL_CREDITS = Decimal(1000)
 TRITON_MODES = ("auto", "on", "off")
 _RAY_WORKER_PORTS = range(10002, 20000)
+# How much of the supervisor's log a failed `up` shows (the cause is in its last lines).
+_ERROR_LOG_LINES = 15
 
 
 def stack_dir(settings: Settings) -> Path:
@@ -130,6 +132,9 @@ def _check_port(port: int, what: str, setting: str) -> None:
         raise ConfigError(f"{what} port {port} lies in Ray's worker range 10002-19999; "
                           f"choose another with {setting}")
     with socket.socket() as s:
+        # Like the servers that will bind it (uvicorn, aiohttp): a port whose last connections
+        # linger in TIME_WAIT after `down` is free; one that something listens on is not.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -531,11 +536,13 @@ def up(settings: Settings, *, triton: str = "auto", profile: str = "fast",
                 return state
             if state.phase == "failed":
                 proc.wait(timeout=120)
-                raise ServiceUnavailable(f"the stack did not start: {state.error}; "
-                                         f"log: {log}", log=str(log))
+                raise ServiceUnavailable(f"the stack did not start: {state.error}; log {log}, "
+                                         f"last lines:\n{log_tail(log, _ERROR_LOG_LINES)}",
+                                         log=str(log))
         if proc.poll() is not None:
             raise ServiceUnavailable(f"the stack supervisor exited ({proc.returncode}) before "
-                                     f"it was ready; log: {log}", log=str(log))
+                                     f"it was ready; log {log}, last lines:\n"
+                                     f"{log_tail(log, _ERROR_LOG_LINES)}", log=str(log))
         if time.monotonic() > deadline:
             _terminate(proc.pid, 60.0)
             raise ServiceUnavailable(f"the stack was not ready in {timeout_s:.0f} s; log: {log}")
