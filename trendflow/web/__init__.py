@@ -1,9 +1,9 @@
 """TrendFlow Studio: the static single-page app a creator opens, served by the API at ``/``.
 
-The page (``static/``: ``index.html``, ``studio.js``, ``charts.js``, ``i18n.js``, ``studio.css``) talks only
-to the public HTTP API with the user's bearer token; charts are drawn by the vendored uPlot
-(``static/vendor/uplot``, version and licence there). There is no build step: the files are served as
-they are. ``docs/studio.md`` explains the page and how each plot is read.
+The page (``static/``: ``index.html``, ``studio.js``, ``charts.js``, ``i18n.js``,
+``studio.css``) talks only to the public HTTP API with the user's bearer token; charts are drawn
+by the vendored uPlot (``static/vendor/uplot``: version and licence). There is no build step:
+the files are served as they are. ``docs/studio.md`` explains the page and how each plot is read.
 """
 
 from __future__ import annotations
