@@ -51,10 +51,13 @@ def _analysis_options(p: argparse.ArgumentParser) -> None:
 
 def _print_state(state: object) -> None:
     from trendflow.stack import StackState
+    from trendflow.web import studio_url
 
     assert isinstance(state, StackState)
     print(f"API:        {state.api_url}")
     print(f"API docs:   {state.docs_url}")
+    if state.api_url:
+        print(f"Studio:     {studio_url(state.api_url)}")
     for i, url in enumerate(state.replica_urls[1:], start=1):
         print(f"replica {i}:  {url}")
     if state.proxy_url and state.proxy_url != state.api_url:

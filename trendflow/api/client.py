@@ -24,6 +24,7 @@ import numpy as np
 from trendflow.billing.ledger import format_credits
 from trendflow.errors import DownloadFailed, InputError, ServiceUnavailable, TrendflowError
 from trendflow.settings import Settings
+from trendflow.web import studio_url
 
 Print = Callable[[str], None]
 
@@ -42,6 +43,7 @@ class AnalysisResult:
     report: list[str] = field(default_factory=list)
     problems: list[str] | None = None  # None: validation not possible from here
     wall_s: float = 0.0
+    studio_url: str | None = None  # the run's result page in the Studio
 
     @property
     def ok(self) -> bool:
@@ -200,7 +202,8 @@ def analyze(
         charged = sum((Decimal(str(e["amount"])) for e in me["ledger"]
                        if e["run_id"] == run_id and e["kind"] == "charge"), Decimal(0))
         result = AnalysisResult(run_id=run_id, status=st["status"], error=st.get("error"),
-                                price=Decimal(str(est["total"])), charged=charged, artifacts=None)
+                                price=Decimal(str(est["total"])), charged=charged, artifacts=None,
+                                studio_url=studio_url(api_url, run_id=run_id))
         if st["status"] == "ok":
             res = _raise_for(http.get(f"/api/runs/{run_id}"), "results")
             result.findings = key_findings(res["components"])
@@ -257,6 +260,8 @@ def print_summary(res: AnalysisResult, out: Print = print) -> None:
             out(f"  - {p}")
     else:
         out("validation: passed (manifest and every NPZ match their schemas)")
+    if res.studio_url:
+        out(f"Studio: {res.studio_url}")
 
 
 def demo_clip(path: Path, *, duration_s: float = 8.0, fps: float = 24.0,
