@@ -152,6 +152,8 @@ class Bench:
                "TRENDFLOW_API__DASHBOARD_PORT": str(stack._free_port())}
         if self.args.window is not None:
             env["TRENDFLOW_RUNTIME__ADMISSION_WINDOW_S"] = str(self.args.window)
+        if self.args.triton_repository is not None:
+            env["TRENDFLOW_TRITON__REPOSITORY"] = str(self.args.triton_repository.resolve())
         settings = Settings(data_dir=data)
         print(f"\n== profile {profile}: load average {os.getloadavg()[0]:.2f}", flush=True)
         t = time.perf_counter()
@@ -251,6 +253,9 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=None,
                         help="admission window, s (default: the stack's setting)")
     parser.add_argument("--poll", type=float, default=0.1, help="status poll interval, s")
+    parser.add_argument("--triton-repository", type=Path, default=None,
+                        help="model repository for the full profile (default: the setting, "
+                             "triton_repo/)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="per run, s")
     parser.add_argument("--workdir", type=Path,
                         default=Path(tempfile.gettempdir()) / "tf-bench-e2e-clips")
