@@ -53,6 +53,7 @@ boundaries, so every class pickles with its message and details intact.
     ├── TimeoutExceeded (504 timeout_exceeded)          a run/component/segment time budget ran out
     └── TransientError (503 transient_error)            safe to retry with backoff
         ├── ServiceUnavailable (503 service_unavailable)
+        │   └── ModelServingUnavailable (503 model_serving_unavailable)  Triton not ready now
         ├── Overloaded (503 overloaded)                 the API sheds load: retry after a while
         └── OutOfMemory (503 out_of_memory)
 
@@ -304,6 +305,13 @@ class TransientError(TrendflowError):
 
 class ServiceUnavailable(TransientError):
     code = "service_unavailable"
+
+
+class ModelServingUnavailable(ServiceUnavailable):
+    """No model server answers ready now (stopped, crashed, restarting); details
+    ``components``, ``retry_after_s`` (the API's ``Retry-After``)."""
+
+    code = "model_serving_unavailable"
 
 
 class Overloaded(TransientError):

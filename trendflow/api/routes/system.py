@@ -16,7 +16,6 @@ from trendflow.api.schemas import ErrorOut, HealthOut, RunIn, RunStatusOut
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.errors import EndpointDisabled, ServiceUnavailable, TimeoutExceeded, TrendflowError
 from trendflow.metrics import get_metrics, render_latest
-from trendflow.triton.client import TritonClient
 
 router = APIRouter(tags=["system"])
 
@@ -71,12 +70,7 @@ async def health(ctx: Context) -> JSONResponse:
         cfg = ctx.settings.triton
         if not cfg.enabled:
             return {"enabled": False}
-        client = TritonClient.from_settings(cfg)
-        try:
-            ready = await asyncio.to_thread(client.server_ready)
-        finally:
-            client.close()
-        if not ready:
+        if not await ctx.model_serving.ready(fresh=True):
             raise ServiceUnavailable(f"Triton at {cfg.url} ({cfg.protocol}) is not ready")
         return {"url": cfg.url, "protocol": cfg.protocol}
 

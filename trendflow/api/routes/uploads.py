@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 
-from trendflow.api.deps import CurrentUser, SettingsDep, StoreDep
+from trendflow.api.deps import Context, CurrentUser, SettingsDep, StoreDep
 from trendflow.api.errors import error_responses
 from trendflow.api.schemas import UploadOut
 from trendflow.api.uploads import parse_meta, receive_upload
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/uploads", tags=["uploads"])
     "",
     status_code=201,
     response_model=UploadOut,
-    responses=error_responses(413, 415, 422),
+    responses=error_responses(413, 415, 422, 429),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -29,6 +29,7 @@ router = APIRouter(prefix="/api/uploads", tags=["uploads"])
 async def create_upload(
     request: Request,
     user: CurrentUser,
+    ctx: Context,
     settings: SettingsDep,
     store: StoreDep,
     x_upload_meta: Annotated[
@@ -38,6 +39,7 @@ async def create_upload(
     x_filename: Annotated[str | None, Header(max_length=255)] = None,
 ) -> UploadOut:
     """Send the file as the raw request body; metadata in the ``X-Upload-Meta`` header."""
+    ctx.upload_limiter.check(user.user_id)  # before reading a byte of the body
     meta = parse_meta(x_upload_meta)
     return await receive_upload(
         chunks=request.stream(),
