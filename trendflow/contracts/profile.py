@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from trendflow.errors import InvalidProfile, field_problems
+from trendflow.forecast.tier0 import check_profile_components
 from trendflow.pipeline.sampling import SAMPLING_POLICY_VERSION
 
 COMPONENT_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -174,6 +175,10 @@ class ProfileConfig(BaseModel):
             raise ValueError(f"components listed more than once: {dupes}")
         if not any(c.enabled for c in self.components):
             raise ValueError("a profile needs at least one enabled component")
+        try:
+            check_profile_components([c.name for c in self.components if c.enabled])
+        except InvalidProfile as exc:
+            raise ValueError(exc.message) from None
         return self
 
     @classmethod
