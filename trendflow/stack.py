@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -58,6 +59,7 @@ TRITON_MODES = ("auto", "on", "off")
 _RAY_WORKER_PORTS = range(10002, 20000)
 # How much of the supervisor's log a failed `up` shows (the cause is in its last lines).
 _ERROR_LOG_LINES = 15
+_LOG_PREFIX = "[stack] "  # the supervisor's progress lines in its log
 
 
 def stack_dir(settings: Settings) -> Path:
@@ -187,7 +189,7 @@ class _Supervisor:
         self._stop = threading.Event()
 
     def log(self, message: str) -> None:
-        print(f"[stack] {message}", flush=True)
+        print(f"{_LOG_PREFIX}{message}", flush=True)
 
     def save(self) -> None:
         self.state.save(self.path)
@@ -267,7 +269,7 @@ class _Supervisor:
         return token, profile_needs_triton([c.component_name for c in profile.components])
 
     def start_triton(self, needed: bool) -> None:
-        from trendflow.triton.build import build_all
+        from trendflow.triton.build import MODELS, build_model
         from trendflow.triton.server import start_server
 
         s = self.settings
@@ -280,7 +282,11 @@ class _Supervisor:
             return
         # The weights are built from installed packages on first use (idempotent: up-to-date
         # models are checked by digest and skipped), so a fresh checkout serves every model.
-        reports = build_all(s.triton.repository)
+        names = tuple(MODELS)
+        reports = []
+        for i, name in enumerate(names, start=1):
+            reports.append(build_model(s.triton.repository, name))
+            self.log(f"triton: model {i}/{len(names)} {name} {reports[-1].status}")
         built = [r.name for r in reports if r.status != "up_to_date"]
         self.log(f"triton: models {'built: ' + ', '.join(built) if built else 'up to date'}")
         work = stack_dir(s) / "triton"
@@ -505,11 +511,13 @@ def profile_needs_triton(component_names: list[str]) -> bool:
 
 
 def up(settings: Settings, *, triton: str = "auto", profile: str = "fast",
-       timeout_s: float = 600.0, env: dict[str, str] | None = None) -> StackState:
+       timeout_s: float = 600.0, env: dict[str, str] | None = None,
+       on_line: Callable[[str], None] | None = None) -> StackState:
     """Launch the supervisor and wait until the stack is ready; its state.
 
     The supervisor reads its settings from the environment (``TRENDFLOW_*``): this process's,
-    plus ``env``.
+    plus ``env``. ``on_line`` gets each progress line the supervisor logs (``postgres: …``,
+    ``triton: model 2/6 …``, ``ready``) as it appears.
     """
     if triton not in TRITON_MODES:
         raise ConfigError(f"--triton must be one of {', '.join(TRITON_MODES)}")
@@ -522,6 +530,7 @@ def up(settings: Settings, *, triton: str = "auto", profile: str = "fast",
     path.unlink(missing_ok=True)
     child_env = {**os.environ, **(env or {}), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
                  "TRENDFLOW_DATA_DIR": str(settings.data_dir.resolve())}
+    offset = log.stat().st_size if log.exists() else 0
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "trendflow.stack", "--triton", triton, "--profile", profile],
@@ -530,6 +539,8 @@ def up(settings: Settings, *, triton: str = "auto", profile: str = "fast",
         )
     deadline = time.monotonic() + timeout_s
     while True:
+        if on_line is not None:
+            offset = _follow(log, offset, on_line)
         state = StackState.load(path)
         if state is not None and state.supervisor_pid == proc.pid:
             if state.phase == "ready":
@@ -547,6 +558,22 @@ def up(settings: Settings, *, triton: str = "auto", profile: str = "fast",
             _terminate(proc.pid, 60.0)
             raise ServiceUnavailable(f"the stack was not ready in {timeout_s:.0f} s; log: {log}")
         time.sleep(0.3)
+
+
+def _follow(log: Path, offset: int, on_line: Callable[[str], None]) -> int:
+    """Hand each complete ``[stack]`` line written to ``log`` after ``offset`` to ``on_line``;
+    the new offset."""
+    try:
+        with log.open("rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return offset
+    end = data.rfind(b"\n") + 1
+    for line in data[:end].decode(errors="replace").splitlines():
+        if line.startswith(_LOG_PREFIX):
+            on_line(line.removeprefix(_LOG_PREFIX))
+    return offset + end
 
 
 def _terminate(pid: int, timeout_s: float) -> bool:
