@@ -24,7 +24,7 @@ from trendflow.forecast.tier0 import model_input
 from trendflow.forecast.train import TrainConfig, evaluate_split, fit
 from trendflow.triton.client import TritonClient
 
-TRAINER_VERSION = "1"
+TRAINER_VERSION = "2"
 """Bump on any change of the features, the trainer or its settings (rebuilds the model)."""
 EXPORT_TOLERANCE = 1e-4
 """|ONNX − LightGBM| on log1p outputs (float32 thresholds and sums vs float64)."""
