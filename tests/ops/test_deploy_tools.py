@@ -44,7 +44,8 @@ def test_promtool_accepts_the_rules_and_the_scrape_config() -> None:
 def test_promtool_refuses_a_broken_rule(tmp_path: Path) -> None:
     promtool = _tool("promtool", "`make system-deps`")
     bad = tmp_path / "bad.yml"
-    bad.write_text("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: rate(trendflow_runs_total[5m]\n")
+    bad.write_text("groups:\n- name: g\n  rules:\n  - alert: A\n"
+                   "    expr: rate(trendflow_runs_total[5m]\n")
     assert _run(promtool, "check", "rules", str(bad)).returncode != 0
 
 
