@@ -103,6 +103,8 @@ class StackState:
     replica_urls: list[str] = field(default_factory=list)
     serve_env: dict[str, str] = field(default_factory=dict)
     dashboard_url: str | None = None
+    # Ray's per-node metrics endpoint (Prometheus text; TrendFlow's metrics as ray_trendflow_*).
+    ray_metrics_url: str | None = None
     ray_address: str | None = None
     ray_pids: list[int] = field(default_factory=list)
     # Every Ray process of the stack seen so far (the ones above, the agents and workers the
@@ -388,6 +390,7 @@ class _Supervisor:
         self.record_ray_processes()
         self.state.ray_cpus = cpus
         self.state.dashboard_url = "http://" + str(ctx.dashboard_url)
+        self.state.ray_metrics_url = f"http://127.0.0.1:{node.metrics_export_port}/metrics"
         self.log(f"ray: {self.state.ray_address}, dashboard {self.state.dashboard_url}, "
                  f"{cpus:g} logical CPUs, planning {self.settings.runtime.planning_cpus:g} cores")
 
@@ -617,8 +620,11 @@ def up(settings: Settings, *, triton: str = "auto", profile: str = "fast",
     if recovered:
         with open(log, "a") as out:
             out.writelines(f"[up] {line}\n" for line in recovered)
+    # This Python's bin first on PATH: Ray's job agent runs `ray job submit -- python -m
+    # trendflow.jobs.…` with the `python` it finds there, which must be the one with TrendFlow.
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     child_env = {**os.environ, **(env or {}), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-                 "TRENDFLOW_DATA_DIR": str(settings.data_dir.resolve())}
+                 "TRENDFLOW_DATA_DIR": str(settings.data_dir.resolve()), "PATH": search}
     offset = log.stat().st_size if log.exists() else 0
     with open(log, "ab") as out:
         proc = subprocess.Popen(
