@@ -81,11 +81,11 @@ def _account(admin: httpx.Client, email: str, *, subscription: str, credits: int
 
 
 def _sign_in(page: Any, url: str, token: str) -> None:
-    # Forget whoever was signed in, on a page of the same origin that runs no script (so no
-    # request of the app is in flight with the old token), then open the Studio.
-    page.goto(url + "studio.css")
-    page.evaluate("sessionStorage.clear()")
     page.goto(url)
+    # The page has settled (signed out, or its screen drawn): then sign out of whoever it was.
+    page.wait_for_function("document.querySelector('#token') || document.body.dataset.view")
+    if page.locator("#signout").is_visible():
+        page.click("#signout")
     page.fill("#token", token)
     page.click("form button[type=submit]")
     page.wait_for_selector("#nav:not([hidden])")
