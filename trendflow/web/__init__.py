@@ -9,9 +9,10 @@ the files are served as they are. ``docs/studio.md`` explains the page and how e
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 WEB_DIR = Path(__file__).parent / "static"
 
@@ -19,6 +20,8 @@ WEB_DIR = Path(__file__).parent / "static"
 def install_studio(app: FastAPI) -> None:
     """Serve the Studio at ``/``; mount it after every route, which keep their own paths
     (``/api``, ``/docs``, ``/health``, ``/metrics``) because routes are matched first."""
+    from fastapi.staticfiles import StaticFiles  # here: the CLI imports this module for URLs
+
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="studio")
 
 
