@@ -205,7 +205,7 @@ ReportLocale = Literal["ru", "en"]
 @dataclass(frozen=True, slots=True)
 class UserSettings:
     """A user's account settings (``GET/PATCH /api/me/settings``); defaults and allowed ranges
-    are the column defaults and checks of migration 0006.
+    are the column defaults and checks of migration 0003.
 
     - ``cache_ttl_days``: a video this user analysed within this many days is served from the
       cache (0 = never reuse).
