@@ -53,25 +53,22 @@ async def test_every_builtin_profile_is_valid_and_maps_models_the_repository_has
     assert missing == set()
 
 
-async def test_the_full_profile_runs_on_triton_and_validates(
-    conn: asyncpg.Connection, triton_server: TritonServer, media: MediaLibrary, tmp_path: Path
-) -> None:
-    full = (await _profiles(conn))["full"]
-    config = profile_config(full)
+async def _run_on_triton(
+    profile: profiles_repo.Profile, meta: VideoMeta, triton_server: TritonServer,
+    media: MediaLibrary, tmp_path: Path,
+) -> tuple[RunIdentity, LocalStore, dict[str, tuple[str, object]]]:
+    """One local run of the seeded ``profile`` on the face clip; asserts it ends ``ok`` and
+    validates."""
+    config = profile_config(profile)
     clip = media.clip("face")
     identity = RunIdentity.create(
         platform_id="upload", video_id=upload_video_id(clip.path), config_hash=config_hash(config)
     )
     store = LocalStore(tmp_path / "store")
-    settings = Settings(data_dir=tmp_path / "data")
     manifest = await run_local(
-        identity,
-        config,
-        UploadSource(clip.path, VideoMeta(title="A face", description="Say hello")),
-        store,
-        tmp_path / "work",
-        settings=settings,
-        model_mapping=pinned_models(full),
+        identity, config, UploadSource(clip.path, meta), store, tmp_path / "work",
+        settings=Settings(data_dir=tmp_path / "data"),
+        model_mapping=pinned_models(profile),
         services={"triton": triton_server.client()},
     )
     statuses = {n: (r.status, r.error) for n, r in manifest.components.items()}
@@ -81,32 +78,26 @@ async def test_the_full_profile_runs_on_triton_and_validates(
     assert manifest.components["faces"].status == "ok"
     run = run_prefix(identity.platform_id, identity.video_id, identity.run_id)
     assert await validate_run(store, run) == []
+    return identity, store, statuses
+
+
+async def test_the_full_profile_runs_on_triton_and_validates(
+    conn: asyncpg.Connection, triton_server: TritonServer, media: MediaLibrary, tmp_path: Path
+) -> None:
+    full = (await _profiles(conn))["full"]
+    meta = VideoMeta(title="A face", description="Say hello")
+    await _run_on_triton(full, meta, triton_server, media, tmp_path)
 
 
 async def test_the_prediction_profile_forecasts_on_triton_and_validates(
     conn: asyncpg.Connection, triton_server: TritonServer, media: MediaLibrary, tmp_path: Path
 ) -> None:
     prediction = (await _profiles(conn))["prediction"]
-    config = profile_config(prediction)
-    clip = media.clip("face")
     meta = VideoMeta(title="How I cook pasta in 10 minutes", description="Easy dinner",
                      tags=("pasta", "cooking"), category_id=26, channel_follower_count=12000)
-    identity = RunIdentity.create(
-        platform_id="upload", video_id=upload_video_id(clip.path), config_hash=config_hash(config)
-    )
-    store = LocalStore(tmp_path / "store")
-    manifest = await run_local(
-        identity, config, UploadSource(clip.path, meta), store, tmp_path / "work",
-        settings=Settings(data_dir=tmp_path / "data"),
-        model_mapping=pinned_models(prediction),
-        services={"triton": triton_server.client()},
-    )
-    statuses = {n: (r.status, r.error) for n, r in manifest.components.items()}
-    assert manifest.run.status == "ok", statuses
-    assert manifest.components["popularity_prediction"].status == "ok"
-    run = run_prefix(identity.platform_id, identity.video_id, identity.run_id)
-    assert await validate_run(store, run) == []
-
+    identity, store, statuses = await _run_on_triton(prediction, meta, triton_server, media,
+                                                     tmp_path)
+    assert statuses["popularity_prediction"][0] == "ok"
     forecast = await load_outputs(store, identity, "popularity_prediction")
     views, likes = forecast["views"], forecast["likes"]
     assert 0 < views[0] <= views[1] <= views[2] and 0 < likes[0] <= likes[1] <= likes[2]
