@@ -34,7 +34,6 @@ from trendflow.api.uploads import load_upload
 from trendflow.api.urls import check_callback_url
 from trendflow.billing.admission import create_billed_run
 from trendflow.billing.estimate import Estimate, estimate
-from trendflow.billing.ledger import settle_run
 from trendflow.billing.pricing import VideoParams
 from trendflow.contracts.identity import parse_youtube_video_id
 from trendflow.contracts.profile import ProfileConfig, config_hash, model_signature
@@ -46,11 +45,11 @@ from trendflow.db.repositories.users import User
 from trendflow.errors import (
     IdempotencyConflict,
     InputError,
-    InvalidStatusTransition,
     ModelServingDisabled,
 )
 from trendflow.pipeline.components import get_component
 from trendflow.pipeline.types import VideoMeta
+from trendflow.runs import reuse_cached
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
 
@@ -255,19 +254,17 @@ async def create_run(
     stored_key = None
     if idempotency_key is not None:
         stored_key = f"{idempotency_key}#{request_fingerprint(src, prof, req)}"
-        earlier = await conn.fetchrow(
-            "SELECT run_id, idempotency_key FROM runs WHERE user_id = $1 "
-            "AND starts_with(idempotency_key, $2)",
-            user.user_id,
-            idempotency_key + "#",
+        earlier = await runs_repo.find_by_idempotency_key(
+            conn, user_id=user.user_id, key_prefix=idempotency_key + "#"
         )
         if earlier is not None:
-            if earlier["idempotency_key"] != stored_key:
+            earlier_id, earlier_key = earlier
+            if earlier_key != stored_key:
                 raise IdempotencyConflict(
                     "this Idempotency-Key was used for a different request",
                     idempotency_key=idempotency_key,
                 )
-            run = await runs_repo.get_run(conn, run_id=earlier["run_id"], user_id=user.user_id)
+            run = await runs_repo.get_run(conn, run_id=earlier_id, user_id=user.user_id)
             return run, False, None
     ttl = req.cache_ttl_days if req.cache_ttl_days is not None else prof.cache_ttl_days
     ttl = min(ttl, settings.api.max_cache_ttl_days)
@@ -292,51 +289,12 @@ async def create_run(
         )
         run = billed.run
         if billed.created and hit is not None:
-            run = await _reuse(conn, run, hit)
-            await settle_run(conn, run_id=run.run_id)
+            run = await reuse_cached(conn, run=run, cached=hit)
     est = None
     if billed.estimate is not None:
         est = _estimate_out(billed.estimate, user.available - billed.estimate.total,
                             cached=hit is not None)
     return run, billed.created, est
-
-
-async def _reuse(
-    conn: asyncpg.Connection, run: runs_repo.Run, hit: runs_repo.Run
-) -> runs_repo.Run:
-    """Finish the just-queued ``run`` at once by pointing it at ``hit``'s artifacts.
-
-    Runs inside the creation transaction, so the scheduler never sees it queued.
-    """
-    row = await conn.fetchrow(
-        "UPDATE runs SET status = 'ok', stage = 'reused', reused_from_run_id = $2, "
-        "warnings = $3, started_at = now(), finished_at = now(), updated_at = now() "
-        "WHERE run_id = $1 AND status = 'queued' RETURNING run_id",
-        run.run_id,
-        hit.run_id,
-        list(hit.warnings),
-    )
-    if row is None:
-        raise InvalidStatusTransition(f"run {run.run_id} left the queue before reuse")
-    for comp in await rc_repo.list_run_components(conn, run_id=hit.run_id):
-        await rc_repo.upsert_run_component(
-            conn,
-            run_id=run.run_id,
-            component_name=comp.component_name,
-            status=comp.status,  # type: ignore[arg-type]
-            required=comp.required,
-            schema_version=comp.schema_version,
-            producer_version=comp.producer_version,
-            model=comp.model,
-            started_at=comp.started_at,
-            finished_at=comp.finished_at,
-            duration_ms=comp.duration_ms,
-            device_used=comp.device_used,
-            error=comp.error,
-            empty_reason=comp.empty_reason,
-            notes=[f"reused from run {hit.run_id}"],
-        )
-    return await runs_repo.get_run(conn, run_id=run.run_id)
 
 
 def run_out(run: runs_repo.Run) -> RunOut:

@@ -29,6 +29,7 @@ from trendflow.billing.pricing import ComponentQuote, VideoParams, quote
 from trendflow.contracts.profile import ProfileConfig
 from trendflow.db.repositories import catalog
 from trendflow.db.repositories import profiles as profiles_repo
+from trendflow.db.repositories import runs as runs_repo
 from trendflow.errors import VideoTooLong, VideoTooShort
 from trendflow.settings import Settings, get_settings
 
@@ -187,20 +188,9 @@ async def _eta(
         processing = video.duration_s * settings.billing.decode_s_per_video_s + float(
             sum((line.quote.seconds for line in lines), Decimal(0))
         )
-    row = await conn.fetchrow(
-        """
-        SELECT (SELECT count(*) FROM runs WHERE status IN ('queued', 'running')) AS ahead,
-               (SELECT avg(extract(epoch FROM finished_at - started_at)) FROM (
-                   SELECT finished_at, started_at FROM runs
-                   WHERE status = 'ok' AND started_at IS NOT NULL AND finished_at IS NOT NULL
-                     AND reused_from_run_id IS NULL
-                   ORDER BY finished_at DESC LIMIT $1) recent) AS mean_run_s
-        """,
-        settings.billing.eta_recent_runs,
-    )
-    ahead = int(row["ahead"])
-    if row["mean_run_s"] is not None:
-        per_run = float(row["mean_run_s"])
+    ahead, mean_run_s = await runs_repo.eta_inputs(conn, recent=settings.billing.eta_recent_runs)
+    if mean_run_s is not None:
+        per_run = mean_run_s
         basis = f"mean wall time of the last {settings.billing.eta_recent_runs} finished runs"
     else:
         per_run = processing
