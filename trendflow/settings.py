@@ -149,6 +149,16 @@ class RuntimeSettings(BaseModel):
     scheduler_resources: dict[str, float] = Field(default_factory=dict)
     cpu_workers: int = Field(default=2, ge=1)
     cpu_worker_cpus: float = Field(default=1.0, ge=0)
+    # OS niceness of the component workers and of the local stack's Triton server (and its model
+    # processes), so that the API replicas, the scheduler and PostgreSQL win the cores while a
+    # run analyses; idle cores still go to the workers (docs/performance.md). Works unprivileged:
+    # any user may raise a process's niceness, only root may lower it, so a process already
+    # nicer keeps its own, and the others must start lower: Ray starts its workers at 15 unless
+    # RAY_worker_niceness says otherwise, so the local stack starts Ray with 0 (a cluster sets it
+    # in the environment of `ray start`). 0 here leaves the workers alone. Where a cgroup can be
+    # delegated, CPU weight is the alternative (cgroup v2 `cpu.weight`: `systemd-run --user
+    # -p CPUWeight=10`, a container's CPU shares).
+    worker_niceness: int = Field(default=10, ge=0, le=19)
     gpu_workers_per_gpu: int = Field(default=1, ge=1)
     # Device memory of one GPU; None = read it from NVML (fails loudly when NVML cannot tell).
     gpu_memory_mb: int | None = Field(default=None, ge=1)

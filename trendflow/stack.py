@@ -280,7 +280,8 @@ class _Supervisor:
         info = start_server(s.triton.repository, work, http_port=_free_port(),
                             grpc_port=_free_port(), metrics_port=_free_port(),
                             model_config_name=s.triton.model_config_name,
-                            timeout_s=s.triton.startup_timeout_s)
+                            timeout_s=s.triton.startup_timeout_s,
+                            niceness=s.runtime.worker_niceness)
         s.triton.http_port, s.triton.grpc_port = info.http_port, info.grpc_port
         s.triton.metrics_port = info.metrics_port
         s.triton.url = info.grpc_url if s.triton.protocol == "grpc" else info.http_url
@@ -312,7 +313,12 @@ class _Supervisor:
         # Set before Ray (and Serve) is imported and before the raylet starts: Serve reads its
         # mode once per process, and every Ray process inherits this environment.
         serve_env = serve_environment(self.settings.api)
-        os.environ.update({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", **serve_env})
+        # Ray starts its workers at niceness 15 (API replicas and scheduler included) and only
+        # root may lower it: at 0 they outrank the component workers and Triton, which go to
+        # runtime.worker_niceness themselves (trendflow.priority).
+        ray_env = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_worker_niceness": "0",
+                   **serve_env}
+        os.environ.update(ray_env)
         self.state.serve_env = serve_env
         import ray
         from ray._private.node import Node
@@ -332,7 +338,7 @@ class _Supervisor:
             namespace=self.settings.runtime.namespace,
             _temp_dir=temp,
             log_to_driver=False,
-            runtime_env={"env_vars": {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", **serve_env}},
+            runtime_env={"env_vars": ray_env},
             _system_config={"free_objects_period_milliseconds": 100},
         )
         if not isinstance(ctx, RayContext):  # a Ray Client context comes only from ray://

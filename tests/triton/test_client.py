@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from tests.fixtures.triton import ROOT, TritonServer, copy_repo_sources
@@ -77,6 +79,27 @@ def test_retries_ride_out_a_restart(small_repo: Path, tmp_path: Path) -> None:
         out = client.infer("face_emotion", "1", {"FACE": FACE})
         restarted.join()
         assert out["PROBS"].shape == (1, 7)
+    finally:
+        stop_server(work)
+
+
+def test_server_and_its_model_processes_run_at_the_given_niceness(
+    small_repo: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "srv"
+    info = start_server(small_repo, work, http_port=free_port(), grpc_port=free_port(),
+                        metrics_port=free_port(), niceness=6)
+    try:
+        server = psutil.Process(info.pid)
+        stubs = server.children(recursive=True)
+        assert stubs, "the python backend runs each model in a stub process"
+        # The model code runs in the stubs; Triton itself sets each model instance's relay
+        # thread in the server to its configured priority (nice 0 where it may, as root).
+        assert {os.getpriority(os.PRIO_PROCESS, t.id) for p in stubs for t in p.threads()} == {6}
+        assert server.nice() == 6
+        assert os.getpriority(os.PRIO_PROCESS, 0) != 6  # the caller keeps its own
+        assert TritonClient(info.grpc_url).infer(
+            "face_emotion", "1", {"FACE": FACE})["PROBS"].shape == (1, 7)
     finally:
         stop_server(work)
 

@@ -39,6 +39,7 @@ from trendflow.pipeline.components.base import (
 from trendflow.pipeline.components.registry import get_component
 from trendflow.pipeline.execution import maps_chunk
 from trendflow.pipeline.types import AudioTrack, FrameChunk
+from trendflow.priority import lower_worker_priority
 from trendflow.settings import RuntimeSettings, TritonSettings
 from trendflow.triton.batching import BatchingClient
 from trendflow.triton.client import TritonClient
@@ -97,6 +98,7 @@ class ComponentWorker:
         triton: TritonSettings | None = None,
         runtime: RuntimeSettings | None = None,
     ) -> None:
+        lower_worker_priority(runtime)  # below the API and the scheduler: docs/performance.md
         self._device = device
         # Model-backed components run on the GPU actors, which hold the Triton client (one per
         # actor, merging the requests of concurrent maps) and hand it to every component they

@@ -272,6 +272,38 @@ class MeOut(BaseModel):
     ledger: list[LedgerEntryOut]
 
 
+class UserSettingsOut(BaseModel):
+    """Account settings: the cache window and the written analysis' length and language."""
+
+    cache_ttl_days: int = Field(
+        description="a video you analysed this recently is served from the cache (0: never)"
+    )
+    report_sentences_min: int = Field(description="the analysis' shortest length, sentences")
+    report_sentences_max: int = Field(description="the analysis' longest length, sentences")
+    report_locale: Literal["ru", "en"] = Field(description="the analysis' language")
+
+
+class UserSettingsPatch(_In):
+    """Change some settings; fields left out stay as they are (min ≤ max is checked)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"cache_ttl_days": 7, "report_sentences_min": 30,
+                                         "report_sentences_max": 40, "report_locale": "en"}]}
+    )
+
+    cache_ttl_days: int | None = Field(default=None, ge=0, le=365)
+    report_sentences_min: int | None = Field(default=None, ge=20, le=100)
+    report_sentences_max: int | None = Field(default=None, ge=20, le=100)
+    report_locale: Literal["ru", "en"] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Any:
+        low, high = self.report_sentences_min, self.report_sentences_max
+        if low is not None and high is not None and low > high:
+            raise ValueError("report_sentences_min must not exceed report_sentences_max")
+        return self
+
+
 class UserIn(_In):
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     role: Literal["user", "admin"] = "user"

@@ -28,11 +28,13 @@ import sys
 import sysconfig
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
 
 from trendflow.errors import ConfigError, DependencyMissing, ServiceUnavailable
+from trendflow.priority import lower_priority
 
 PID_FILE = "tritonserver.pid.json"
 LOG_FILE = "tritonserver.log"
@@ -146,8 +148,12 @@ def start_server(
     tls: ServerTLS | None = None,
     model_config_name: str | None = None,
     timeout_s: float = 180.0,
+    niceness: int = 0,
 ) -> ServerInfo:
     """Start ``tritonserver`` on loopback and wait until ``/v2/health/ready`` answers 200.
+
+    ``niceness`` > 0 starts it (and so the model processes it forks) at that OS niceness, below
+    the API (:mod:`trendflow.priority`; the local stack passes ``runtime.worker_niceness``).
 
     Raises :class:`ConfigError` if a server recorded in ``work_dir`` is still running, and
     :class:`ServiceUnavailable` (with the log tail) if it exits or is not ready in ``timeout_s``.
@@ -200,6 +206,8 @@ def start_server(
             env=server_env(),
             cwd=work_dir,
             start_new_session=True,  # a Ctrl-C in the shell must not kill it half-way
+            # Set in the child before exec: every thread and stub it starts inherits it.
+            preexec_fn=partial(lower_priority, niceness) if niceness > 0 else None,
         )
     info = ServerInfo(
         pid=proc.pid,

@@ -1,4 +1,5 @@
-"""``GET /api/me``: your account, balance and recent ledger entries."""
+"""``GET /api/me``: your account, balance and recent ledger entries; ``GET/PATCH
+/api/me/settings``: your account settings (cache window, the analysis' length and language)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,17 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from trendflow.api.deps import Conn, CurrentUser, SettingsDep
-from trendflow.api.schemas import LedgerEntryOut, MeOut
+from trendflow.api.schemas import (
+    ErrorOut,
+    LedgerEntryOut,
+    MeOut,
+    UserSettingsOut,
+    UserSettingsPatch,
+)
 from trendflow.api.webhooks import user_secret
 from trendflow.billing import ledger
+from trendflow.db.repositories import users as users_repo
+from trendflow.db.repositories.users import UserSettings
 
 router = APIRouter(prefix="/api", tags=["account"])
 
@@ -39,3 +48,29 @@ async def me(
             for e in page.entries
         ],
     )
+
+
+def _settings_out(settings: UserSettings) -> UserSettingsOut:
+    return UserSettingsOut(
+        cache_ttl_days=settings.cache_ttl_days,
+        report_sentences_min=settings.report_sentences_min,
+        report_sentences_max=settings.report_sentences_max,
+        report_locale=settings.report_locale,
+    )
+
+
+@router.get("/me/settings", response_model=UserSettingsOut)
+async def get_settings(user: CurrentUser, conn: Conn) -> UserSettingsOut:
+    """Your account settings."""
+    return _settings_out(await users_repo.get_settings(conn, user_id=user.user_id))
+
+
+@router.patch("/me/settings", response_model=UserSettingsOut,
+              responses={400: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+async def patch_settings(body: UserSettingsPatch, user: CurrentUser, conn: Conn) -> UserSettingsOut:
+    """Change some of your settings; the others stay. A minimum above the stored maximum (or
+    the reverse) is refused (``400 invalid_input``)."""
+    changed = await users_repo.update_settings(
+        conn, user_id=user.user_id, **body.model_dump(exclude_none=True)
+    )
+    return _settings_out(changed)

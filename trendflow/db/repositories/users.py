@@ -197,3 +197,64 @@ async def list_tokens(conn: asyncpg.Connection, *, user_id: uuid.UUID) -> list[A
         f"SELECT {_TOKEN} FROM api_tokens WHERE user_id = $1 ORDER BY created_at", user_id
     )
     return [row_to(ApiToken, r) for r in rows]
+
+
+ReportLocale = Literal["ru", "en"]
+
+
+@dataclass(frozen=True, slots=True)
+class UserSettings:
+    """A user's account settings (``GET/PATCH /api/me/settings``); defaults and allowed ranges
+    are the column defaults and checks of migration 0006.
+
+    - ``cache_ttl_days``: a video this user analysed within this many days is served from the
+      cache (0 = never reuse).
+    - ``report_sentences_min`` … ``report_sentences_max``: the length of the written analysis
+      (20 ≤ min ≤ max ≤ 100; default 50–60).
+    - ``report_locale``: its language.
+    """
+
+    cache_ttl_days: int
+    report_sentences_min: int
+    report_sentences_max: int
+    report_locale: ReportLocale
+
+
+_SETTINGS = columns(UserSettings)
+
+
+async def get_settings(conn: asyncpg.Connection, *, user_id: uuid.UUID) -> UserSettings:
+    """The user's account settings, or :class:`UserNotFound`."""
+    row = await conn.fetchrow(f"SELECT {_SETTINGS} FROM users WHERE user_id = $1", user_id)
+    if row is None:
+        raise UserNotFound(f"user {user_id} does not exist", user_id=str(user_id))
+    return row_to(UserSettings, row)
+
+
+async def update_settings(
+    conn: asyncpg.Connection,
+    *,
+    user_id: uuid.UUID,
+    cache_ttl_days: int | None = None,
+    report_sentences_min: int | None = None,
+    report_sentences_max: int | None = None,
+    report_locale: ReportLocale | None = None,
+) -> UserSettings:
+    """Change some settings (None leaves one as it is); out-of-range values and a minimum above
+    the maximum are refused by the database's checks (:class:`InputError` naming the check)."""
+    with domain_errors("update settings"):
+        row = await conn.fetchrow(
+            f"UPDATE users SET cache_ttl_days = COALESCE($2, cache_ttl_days), "
+            f"report_sentences_min = COALESCE($3, report_sentences_min), "
+            f"report_sentences_max = COALESCE($4, report_sentences_max), "
+            f"report_locale = COALESCE($5, report_locale), updated_at = now() "
+            f"WHERE user_id = $1 RETURNING {_SETTINGS}",
+            user_id,
+            cache_ttl_days,
+            report_sentences_min,
+            report_sentences_max,
+            report_locale,
+        )
+    if row is None:
+        raise UserNotFound(f"user {user_id} does not exist", user_id=str(user_id))
+    return row_to(UserSettings, row)
