@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import asyncpg
@@ -14,6 +15,11 @@ from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.errors import InvalidStatusTransition, TimeoutExceeded
 from trendflow.runs import end_run, reuse_cached
+
+
+async def ledger_rows(conn: asyncpg.Connection, user: uuid.UUID) -> int:
+    page = await billing_repo.ledger_page(conn, user_id=user, limit=1000, before_entry_id=None)
+    return len(page)
 
 
 async def test_an_ended_run_holds_nothing_and_a_second_ending_changes_nothing(
@@ -30,12 +36,12 @@ async def test_an_ended_run_holds_nothing_and_a_second_ending_changes_nothing(
     assert ended.error["code"] == "timeout_exceeded"
     bal = await get_balance(sconn, user_id=user)
     assert (bal.balance, bal.reserved) == (Decimal(100), Decimal(0))
-    rows = len(await billing_repo.ledger_page(sconn, user_id=user, limit=1000, before_entry_id=None))
+    rows = await ledger_rows(sconn, user)
 
     # A cancel arriving after the ending: the first ending wins, nothing moves twice.
     again = await end_run(sconn, run_id=run_id, status="cancelled")
     assert again.status == "error" and again.finished_at == ended.finished_at
-    assert len(await billing_repo.ledger_page(sconn, user_id=user, limit=1000, before_entry_id=None)) == rows
+    assert await ledger_rows(sconn, user) == rows
     assert await get_balance(sconn, user_id=user) == bal
 
 
@@ -47,7 +53,7 @@ async def test_a_queued_run_ends_ok_only_by_reusing_a_cached_run(
     await finish(sconn, cached.run_id, status="ok", components=dict.fromkeys(FAST, "ok"))
     cached = await end_run(sconn, run_id=cached.run_id, status="ok")  # settles it
 
-    queued = (await paid_run(sconn, user, 2, reuse=True)).run
+    queued = (await paid_run(sconn, user, 1)).run  # the cache off: queued
     with pytest.raises(InvalidStatusTransition):  # ok without running, and without a cache
         await runs_repo.set_run_status(sconn, run_id=queued.run_id, status="ok")
 
@@ -59,7 +65,7 @@ async def test_a_queued_run_ends_ok_only_by_reusing_a_cached_run(
     assert (await get_balance(sconn, user_id=user)).reserved == 0  # settled in the same step
 
     # A run that already left the queue cannot be turned into a reuse.
-    running = (await paid_run(sconn, user, 3, reuse=True)).run
+    running = (await paid_run(sconn, user, 3)).run
     await runs_repo.set_run_status(sconn, run_id=running.run_id, status="running")
     with pytest.raises(InvalidStatusTransition):
         await reuse_cached(sconn, run=running, cached=cached)

@@ -9,7 +9,6 @@ import asyncpg
 
 from tests.fixtures.media import MediaLibrary
 from tests.fixtures.triton import SOURCE_REPO, TritonServer
-from trendflow.actors.enqueue import pinned_models, profile_config
 from trendflow.contracts.identity import RunIdentity, upload_video_id
 from trendflow.contracts.profile import config_hash
 from trendflow.contracts.validate import validate_run
@@ -38,8 +37,8 @@ async def test_every_builtin_profile_is_valid_and_maps_models_the_repository_has
 ) -> None:
     missing: set[str] = set()
     for profile in (await _profiles(conn)).values():
-        profile_config(profile)  # raises invalid_profile on anything the contract refuses
-        for name, ref in pinned_models(profile).items():
+        profile.config()  # raises invalid_profile on anything the contract refuses
+        for name, ref in profile.pinned_models().items():
             version_dir = SOURCE_REPO / ref.name / ref.version
             if not ((SOURCE_REPO / ref.name / "config.pbtxt").is_file() and version_dir.is_dir()):
                 missing.add(f"{ref.name}:{ref.version}")
@@ -52,7 +51,7 @@ async def test_the_full_profile_runs_on_triton_and_validates(
     conn: asyncpg.Connection, triton_server: TritonServer, media: MediaLibrary, tmp_path: Path
 ) -> None:
     full = (await _profiles(conn))["full"]
-    config = profile_config(full)
+    config = full.config()
     clip = media.clip("face")
     identity = RunIdentity.create(
         platform_id="upload", video_id=upload_video_id(clip.path), config_hash=config_hash(config)
@@ -66,7 +65,7 @@ async def test_the_full_profile_runs_on_triton_and_validates(
         store,
         tmp_path / "work",
         settings=settings,
-        model_mapping=pinned_models(full),
+        model_mapping=full.pinned_models(),
         services={"triton": triton_server.client()},
     )
     statuses = {n: (r.status, r.error) for n, r in manifest.components.items()}

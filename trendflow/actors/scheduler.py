@@ -545,7 +545,7 @@ class _RunExecution:
         self.sampling: tuple[float, int] | None = None  # (fps, height) the video is prepared at
         self.segmenter_losses = 0  # chunk streams broken by a lost Segmenter, for the budget
         self.lost_chunks: set[int] = set()  # positions whose chunk objects died with a node
-        self.timeouts: Timeouts = resolve_timeouts(self.rt, None, _timeout_overrides(run))
+        self.timeouts: Timeouts = resolve_timeouts(self.rt, None)
         self.warnings: list[str] = []
 
     # -- persistence helpers ---------------------------------------------------------------------
@@ -641,9 +641,7 @@ class _RunExecution:
         params = {c.name: dict(c.params) for c in profile.enabled}
         if set(classes) - done:
             summary = await self._prepare(profile)
-            self.timeouts = resolve_timeouts(
-                self.rt, summary.info.duration_s, _timeout_overrides(self.run)
-            )
+            self.timeouts = resolve_timeouts(self.rt, summary.info.duration_s)
             loop = asyncio.get_running_loop()
             budget.reschedule(loop.time() + self.timeouts.run_s - self._elapsed())
             self.manifest.video = VideoSection.from_info(summary.info)
@@ -1155,12 +1153,6 @@ class _RunExecution:
             with contextlib.suppress(Exception):
                 worker.release.remote(self.run_id)
         self.audio_ref = None
-
-
-def _timeout_overrides(run: runs_repo.Run) -> Mapping[str, Any] | None:
-    """A profile's ``timeouts`` overrides (see :func:`.policy.resolve_timeouts`)."""
-    overrides = (run.profile_config or {}).get("timeouts")
-    return overrides if isinstance(overrides, Mapping) else None
 
 
 async def _footprint(conn: Any, run_id: str, profile_config: Mapping[str, Any]) -> PendingRun:
