@@ -26,9 +26,10 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	touch $(STAMP)
 
 # Debian tools the test media generator and downloads use (espeak-ng: spoken words; ffmpeg:
-# yt-dlp merges separate video/audio streams). Installed only when missing and possible.
+# yt-dlp merges separate video/audio streams; chromium: the Studio's browser test, driven by
+# Playwright, which never downloads browsers of its own). Installed only when missing and possible.
 system-deps:
-	@missing=""; for t in espeak-ng ffmpeg; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in espeak-ng ffmpeg chromium; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \

@@ -9,13 +9,21 @@ dir and ports), creates one run, waits for it to finish, then polls its status o
 - paced, each client once every ``--interval`` s, ``--paced-requests`` requests (the documented
   polling cadence: the p99 target is measured here);
 - the baseline, back to back: the same app (same database) under one plain uvicorn process
-  without Ray, with the same client, so the ratio is what Serve's path costs.
+  without Ray, with the same client, so the ratio is what Serve's path costs;
+- with ``--under-load``, paced again **while a run analyses**: runs of the ``fast`` profile on a
+  60 s 1080p30 clip follow one another on the same stack, and only requests sent while one of
+  them is ``running`` count (target p99 <= 20 ms). Each run's wall time (created → ``ok``) is
+  printed too: compare configurations that differ in the workers' CPU priority (below, and
+  docs/performance.md).
 
 The load generator shares the cores with the server; ``--client aiohttp`` (default) costs far
 less CPU per request than httpx, so more of the machine measures the server.
 
     .venv/bin/python benchmarks/bench_api.py --pollers 100 --requests 3000 --interval 2 \\
         --config proxy --config direct --repeat 2
+    .venv/bin/python benchmarks/bench_api.py --under-load --no-baseline --repeat 2 \\
+        --config equal:TRENDFLOW_RUNTIME__WORKER_NICENESS=0 \\
+        --config niced:TRENDFLOW_RUNTIME__WORKER_NICENESS=10
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +77,7 @@ class Result:
     wall_s: float
     latencies_ms: list[float]
     errors: int
+    load_runs_wall_s: list[float] = field(default_factory=list)  # --under-load only
 
     @property
     def rps(self) -> float:
@@ -84,10 +93,11 @@ class Result:
                 f"   n {len(self.latencies_ms):5d}   errors {self.errors}")
 
 
-async def _poll(get: Get, path: str, total: int, pollers: int,
-                interval_s: float = 0.0) -> tuple[float, list[float], int]:
+async def _poll(get: Get, path: str, total: int, pollers: int, interval_s: float = 0.0,
+                sent: list[float] | None = None) -> tuple[float, list[float], int]:
     """``pollers`` clients share ``total`` requests; each waits ``interval_s`` between its own
-    requests (0: back to back)."""
+    requests (0: back to back). ``sent`` receives each request's send time (``time.time()``),
+    in the order of the latencies."""
     latencies: list[float] = []
     errors = 0
     remaining = total
@@ -99,8 +109,11 @@ async def _poll(get: Get, path: str, total: int, pollers: int,
         while remaining > 0:
             remaining -= 1
             t0 = time.perf_counter()
+            wall = time.time()
             status = await get(path)
             latencies.append((time.perf_counter() - t0) * 1000)
+            if sent is not None:
+                sent.append(wall)
             if status != 200:
                 errors += 1
             if interval_s:
@@ -180,6 +193,76 @@ async def _prepare_run(state: stack.StackState) -> str:
     return path
 
 
+@dataclass
+class _LoadRuns:
+    """Runs analysing back to back while the pollers poll; when each was ``running``."""
+
+    running: list[tuple[float, float]] = field(default_factory=list)  # time.time() spans
+    wall_s: list[float] = field(default_factory=list)  # created -> ok, as the client saw it
+
+    def covers(self, t: float) -> bool:
+        return any(a <= t <= b for a, b in self.running)
+
+
+async def _analyse_until(state: stack.StackState, clip: Path, stop: asyncio.Event,
+                         started: asyncio.Event, out: _LoadRuns) -> None:
+    """Analyse ``clip`` with the ``fast`` profile again and again until ``stop`` is set."""
+    assert state.api_url and state.admin_token
+    headers = {"Authorization": f"Bearer {state.admin_token}"}
+    async with httpx.AsyncClient(base_url=state.api_url, headers=headers, timeout=120) as http:
+        up = (await http.post("/api/uploads", content=clip.read_bytes(),
+                              headers={"X-Filename": clip.name})).json()
+        while not stop.is_set():
+            t_create = time.time()
+            r = await http.post("/api/runs", json={"upload_id": up["upload_id"],
+                                                   "profile_id": "fast", "cache_ttl_days": 0})
+            path = f"/api/runs/{r.json()['run_id']}/status"
+            since = None
+            while True:
+                st = (await http.get(path)).json()
+                if st["status"] == "running" and since is None:
+                    since = time.time()
+                    started.set()
+                if st["status"] in ("ok", "error", "cancelled"):
+                    break
+                await asyncio.sleep(0.2)
+            if st["status"] != "ok":
+                raise RuntimeError(f"a load run ended {st['status']}: {st.get('error')}")
+            out.wall_s.append(time.time() - t_create)
+            if since is not None:
+                out.running.append((since, time.time()))
+
+
+async def _measure_under_load(label: str, state: stack.StackState, path: str,
+                              args: argparse.Namespace) -> tuple[Result, _LoadRuns]:
+    """The paced phase while runs analyse; only requests sent during a ``running`` run count."""
+    assert state.api_url and state.admin_token
+    stop, started, runs = asyncio.Event(), asyncio.Event(), _LoadRuns()
+    load = asyncio.create_task(_analyse_until(state, args.load_clip, stop, started, runs))
+    sent: list[float] = []
+    try:
+        await asyncio.wait_for(started.wait(), timeout=600)
+        async with _Client(args.client, state.api_url, state.admin_token, args.pollers) as c:
+            await _poll(c.get, path, args.pollers * 2, args.pollers)  # warm-up: connections
+            wall, latencies, errors = await _poll(c.get, path, args.paced_requests,
+                                                  args.pollers, args.interval, sent)
+        stop.set()
+        await load  # the run in flight finishes, so its span is known
+    finally:
+        stop.set()
+        if not load.done():
+            load.cancel()
+    kept = [lat for lat, t in zip(latencies, sent, strict=True) if runs.covers(t)]
+    result = Result(f"{label}, every {args.interval:g} s while a run analyses", wall, kept,
+                    errors, runs.wall_s)
+    print(f"{result.line()}   ({len(latencies) - len(kept)} sent between runs left out)",
+          flush=True)
+    print(f"   load runs (fast, {args.load_clip.name}): {len(runs.wall_s)}, wall created -> ok "
+          f"{' / '.join(f'{w:.1f}' for w in runs.wall_s)} s, median "
+          f"{statistics.median(runs.wall_s):.1f} s", flush=True)
+    return result, runs
+
+
 def _start_baseline(data: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = stack._free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--baseline-server", str(port)],
@@ -225,6 +308,9 @@ def _bench_config(name: str, env_extra: dict[str, str], args: argparse.Namespace
         path = asyncio.run(_prepare_run(state))
         results = asyncio.run(_measure(f"Serve [{name}]", state.api_url, state.admin_token,
                                        path, args, paced=True))
+        if args.under_load:
+            results.append(asyncio.run(_measure_under_load(f"Serve [{name}]", state, path,
+                                                           args))[0])
         if baseline:
             proc, url = _start_baseline(data)
             try:
@@ -266,12 +352,22 @@ def main() -> None:
                              "repeatable (default: proxy and direct)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--under-load", action="store_true",
+                        help="also the paced phase while runs of a 60 s 1080p30 clip analyse")
+    parser.add_argument("--workdir", type=Path,
+                        default=Path(tempfile.gettempdir()) / "tf-bench-e2e-clips",
+                        help="where the --under-load clip is generated once")
     parser.add_argument("--baseline-server", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_server is not None:
         _serve_baseline(args.baseline_server)
         return
     configs = [_parse_config(c) for c in (args.config or ["proxy", "direct"])]
+    if args.under_load:
+        from bench_segmenter import make_1080p
+
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        args.load_clip = make_1080p(args.workdir / "1080p30_60s.mp4")
     print(f"{args.pollers} pollers over loopback, client {args.client}; back to back "
           f"{args.requests}, paced every {args.interval:g} s {args.paced_requests}; "
           f"{os.cpu_count()} cores", flush=True)
@@ -291,12 +387,22 @@ def main() -> None:
             print(f"   round {rep + 1} [{name}]: paced p99 {paced.pct(0.99):.1f} ms -> target "
                   f"p99 <= 50 ms {'met' if paced.pct(0.99) <= 50 else 'NOT met'}{ratio}",
                   flush=True)
+            for r in results:
+                if r.load_runs_wall_s:
+                    print(f"   round {rep + 1} [{name}]: while a run analyses p99 "
+                          f"{r.pct(0.99):.1f} ms -> target p99 <= 20 ms "
+                          f"{'met' if r.pct(0.99) <= 20 else 'NOT met'}; load runs' median "
+                          f"wall {statistics.median(r.load_runs_wall_s):.1f} s", flush=True)
     _print_summary(summary, baselines, args)
 
 
 def _figures(r: Result) -> dict[str, float]:
-    return {"rps": round(r.rps), "p50_ms": round(statistics.median(r.latencies_ms), 1),
-            "p99_ms": round(r.pct(0.99), 1), "n": len(r.latencies_ms), "errors": r.errors}
+    out = {"rps": round(r.rps), "p50_ms": round(statistics.median(r.latencies_ms), 1),
+           "p99_ms": round(r.pct(0.99), 1), "n": len(r.latencies_ms), "errors": r.errors}
+    if r.load_runs_wall_s:
+        out["load_runs"] = len(r.load_runs_wall_s)
+        out["load_run_wall_median_s"] = round(statistics.median(r.load_runs_wall_s), 2)
+    return out
 
 
 def _print_summary(summary: dict[str, list[dict[str, Any]]], baselines: list[Result],
@@ -309,11 +415,17 @@ def _print_summary(summary: dict[str, list[dict[str, Any]]], baselines: list[Res
         b2b = [next(v for k, v in r.items() if k.endswith("back to back") and "plain" not in k)
                for r in rounds]
         paced = [next(v for k, v in r.items() if "every" in k) for r in rounds]
+        loaded = [v for r in rounds for k, v in r.items() if "analyses" in k]
         ratio = "" if base_rps is None else \
             f"  throughput vs baseline x{statistics.mean(x['rps'] for x in b2b) / base_rps:.2f}"
         print(f"  {name:<20} back to back {'/'.join(str(x['rps']) for x in b2b)} req/s;"
               f"  paced p50 {'/'.join(str(x['p50_ms']) for x in paced)} ms,"
               f" p99 {'/'.join(str(x['p99_ms']) for x in paced)} ms{ratio}")
+        if loaded:
+            print(f"  {'':<20} while a run analyses: p50 "
+                  f"{'/'.join(str(x['p50_ms']) for x in loaded)} ms, p99 "
+                  f"{'/'.join(str(x['p99_ms']) for x in loaded)} ms; load runs' median wall "
+                  f"{'/'.join(str(x['load_run_wall_median_s']) for x in loaded)} s")
     print(json.dumps({"configs": summary, "baseline": [_figures(b) for b in baselines]}))
 
 

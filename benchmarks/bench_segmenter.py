@@ -47,13 +47,14 @@ def make_1080p(path: Path, seconds: float = 60.0, fps: float = 30.0) -> Path:
     return path
 
 
-def bare_decode(path: Path) -> int:
+def bare_decode(path: Path, fps: float = 12.0, height: int = 320) -> int:
+    """Timeline frames of ``path`` through the bare filter graph (fps, lanczos scale, RGB)."""
     with av.open(str(path)) as c:
         vs = c.streams.video[0]
         vs.thread_type = "AUTO"
         g = av.filter.Graph()
         src = g.add_buffer(template=vs)
-        chain = [g.add("fps", "12"), g.add("scale", "-2:320:flags=lanczos"),
+        chain = [g.add("fps", f"{fps:g}"), g.add("scale", f"-2:{height}:flags=lanczos"),
                  g.add("format", "rgb24"), g.add("buffersink")]
         node = src
         for f in chain:

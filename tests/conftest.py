@@ -16,6 +16,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.media",
     "tests.fixtures.triton",
     "tests.fixtures.api",
+    "tests.fixtures.live_api",
 ]
 
 

@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "trendflow.db.cli",
     "trendflow.media.cli",
     "trendflow.triton.cli",
+    "trendflow.forecast.cli",
     "trendflow.api.cli",
     "trendflow.billing.cli",
     "trendflow.stack_cli",

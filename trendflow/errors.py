@@ -9,7 +9,7 @@ boundaries, so every class pickles with its message and details intact.
     TrendflowError (500 internal_error)
     ├── ConfigError (500 config_error)                  settings / profile that cannot work
     │   ├── RunUnschedulable (500 run_unschedulable)    needs more than the idle cluster has
-    │   └── ModelServingDisabled (503 model_serving_disabled) no model server in this deployment
+    │   └── ModelServingDisabled (422 model_serving_disabled) no model server in this deployment
     ├── InputError (400 invalid_input)                  the request itself is wrong
     │   ├── InvalidVideoUrl (400 invalid_video_url)
     │   ├── InvalidIdentifier (400 invalid_identifier)
@@ -53,6 +53,7 @@ boundaries, so every class pickles with its message and details intact.
     ├── TimeoutExceeded (504 timeout_exceeded)          a run/component/segment time budget ran out
     └── TransientError (503 transient_error)            safe to retry with backoff
         ├── ServiceUnavailable (503 service_unavailable)
+        │   └── ModelServingUnavailable (503 model_serving_unavailable)  Triton not ready now
         ├── Overloaded (503 overloaded)                 the API sheds load: retry after a while
         └── OutOfMemory (503 out_of_memory)
 
@@ -61,6 +62,7 @@ Control flow never looks at message text: catch a class, or read ``code``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 
@@ -98,8 +100,10 @@ class ConfigError(TrendflowError):
 
 
 class ModelServingDisabled(ConfigError):
+    """A permanent property of the deployment (not a fault): retrying cannot help."""
+
     code = "model_serving_disabled"
-    status = 503
+    status = 422
 
 
 class RunUnschedulable(ConfigError):
@@ -303,12 +307,29 @@ class ServiceUnavailable(TransientError):
     code = "service_unavailable"
 
 
+class ModelServingUnavailable(ServiceUnavailable):
+    """No model server answers ready now (stopped, crashed, restarting); details
+    ``components``, ``retry_after_s`` (the API's ``Retry-After``)."""
+
+    code = "model_serving_unavailable"
+
+
 class Overloaded(TransientError):
     code = "overloaded"
 
 
 class OutOfMemory(TransientError):
     code = "out_of_memory"
+
+
+def field_problems(errors: Iterable[Mapping[str, Any]], *, root: str = "") -> list[dict[str, str]]:
+    """Pydantic's ``ValidationError.errors()`` as the ``details.errors`` of an ``invalid_*``
+    error: one ``{"field", "problem"}`` per problem (``field`` dotted; ``root`` when empty)."""
+    return [
+        {"field": ".".join(str(p) for p in err.get("loc", ())) or root,
+         "problem": str(err.get("msg", "invalid"))}
+        for err in errors
+    ]
 
 
 def all_error_classes() -> list[type[TrendflowError]]:

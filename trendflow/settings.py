@@ -89,6 +89,12 @@ class TritonSettings(BaseModel):
     retries: int = Field(default=2, ge=0)
     backoff_s: float = Field(default=0.5, ge=0)  # doubles after every retry
     startup_timeout_s: float = Field(default=180.0, gt=0)  # `triton up`: model loading included
+    # The local stack starts a Triton that exited again: at most `restart_attempts` times per
+    # `restart_window_s`, the k-th after `restart_backoff_s × 2^(k-1)` (a crash loop must not
+    # spin; past the bound runs needing models are refused with model_serving_unavailable).
+    restart_attempts: int = Field(default=5, ge=0)
+    restart_window_s: float = Field(default=600.0, gt=0)
+    restart_backoff_s: float = Field(default=1.0, ge=0)
     # Custom config name (``<model>/configs/<name>.pbtxt``); "gpu" puts every instance on the GPU.
     model_config_name: str | None = None
     # Resolved component → "model:version" (the profile's mapping overrides it per run).
@@ -222,6 +228,11 @@ class ApiSettings(BaseModel):
     default_cache_ttl_days: int = Field(default=3, ge=0, le=365)
     max_cache_ttl_days: int = Field(default=365, ge=0)
     page_size_max: int = Field(default=200, ge=1)
+    # Per user and API replica, in any `request_rate_window_s` (trendflow.api.throttle): uploads
+    # and estimates cost no credits but a replica's time; past the limit 429 + Retry-After.
+    uploads_per_window: int = Field(default=30, ge=0)
+    estimates_per_window: int = Field(default=120, ge=0)
+    request_rate_window_s: float = Field(default=60.0, gt=0)
     # Webhooks: HMAC key from which every user's secret is derived; loopback targets for dev.
     webhook_key: SecretStr | None = None
     webhook_allow_loopback: bool = False

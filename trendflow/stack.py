@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -47,7 +48,7 @@ import httpx
 from pydantic import SecretStr
 
 from trendflow.errors import ConfigError, ServiceUnavailable
-from trendflow.processes import pid_alive
+from trendflow.processes import log_tail, pid_alive
 from trendflow.settings import Settings, get_settings
 
 STATE_NAME = "state.json"
@@ -56,6 +57,9 @@ LOCAL_ADMIN_EMAIL = "admin@trendflow.local"
 LOCAL_CREDITS = Decimal(1000)
 TRITON_MODES = ("auto", "on", "off")
 _RAY_WORKER_PORTS = range(10002, 20000)
+# How much of the supervisor's log a failed `up` shows (the cause is in its last lines).
+_ERROR_LOG_LINES = 15
+_LOG_PREFIX = "[stack] "  # the supervisor's progress lines in its log
 
 
 def stack_dir(settings: Settings) -> Path:
@@ -130,6 +134,9 @@ def _check_port(port: int, what: str, setting: str) -> None:
         raise ConfigError(f"{what} port {port} lies in Ray's worker range 10002-19999; "
                           f"choose another with {setting}")
     with socket.socket() as s:
+        # Like the servers that will bind it (uvicorn, aiohttp): a port whose last connections
+        # linger in TIME_WAIT after `down` is free; one that something listens on is not.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -182,7 +189,7 @@ class _Supervisor:
         self._stop = threading.Event()
 
     def log(self, message: str) -> None:
-        print(f"[stack] {message}", flush=True)
+        print(f"{_LOG_PREFIX}{message}", flush=True)
 
     def save(self) -> None:
         self.state.save(self.path)
@@ -260,7 +267,7 @@ class _Supervisor:
         return token, profile_needs_triton([c.component_name for c in profile.components])
 
     def start_triton(self, needed: bool) -> None:
-        from trendflow.triton.build import build_all
+        from trendflow.triton.build import MODELS, build_model
         from trendflow.triton.server import start_server
 
         s = self.settings
@@ -273,7 +280,11 @@ class _Supervisor:
             return
         # The weights are built from installed packages on first use (idempotent: up-to-date
         # models are checked by digest and skipped), so a fresh checkout serves every model.
-        reports = build_all(s.triton.repository)
+        names = tuple(MODELS)
+        reports = []
+        for i, name in enumerate(names, start=1):
+            reports.append(build_model(s.triton.repository, name))
+            self.log(f"triton: model {i}/{len(names)} {name} {reports[-1].status}")
         built = [r.name for r in reports if r.status != "up_to_date"]
         self.log(f"triton: models {'built: ' + ', '.join(built) if built else 'up to date'}")
         work = stack_dir(s) / "triton"
@@ -498,11 +509,13 @@ def profile_needs_triton(component_names: list[str]) -> bool:
 
 
 def up(settings: Settings, *, triton: str = "auto", profile: str = "fast",
-       timeout_s: float = 600.0, env: dict[str, str] | None = None) -> StackState:
+       timeout_s: float = 600.0, env: dict[str, str] | None = None,
+       on_line: Callable[[str], None] | None = None) -> StackState:
     """Launch the supervisor and wait until the stack is ready; its state.
 
     The supervisor reads its settings from the environment (``TRENDFLOW_*``): this process's,
-    plus ``env``.
+    plus ``env``. ``on_line`` gets each progress line the supervisor logs (``postgres: …``,
+    ``triton: model 2/6 …``, ``ready``) as it appears.
     """
     if triton not in TRITON_MODES:
         raise ConfigError(f"--triton must be one of {', '.join(TRITON_MODES)}")
@@ -515,6 +528,7 @@ def up(settings: Settings, *, triton: str = "auto", profile: str = "fast",
     path.unlink(missing_ok=True)
     child_env = {**os.environ, **(env or {}), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
                  "TRENDFLOW_DATA_DIR": str(settings.data_dir.resolve())}
+    offset = log.stat().st_size if log.exists() else 0
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "trendflow.stack", "--triton", triton, "--profile", profile],
@@ -523,21 +537,41 @@ def up(settings: Settings, *, triton: str = "auto", profile: str = "fast",
         )
     deadline = time.monotonic() + timeout_s
     while True:
+        if on_line is not None:
+            offset = _follow(log, offset, on_line)
         state = StackState.load(path)
         if state is not None and state.supervisor_pid == proc.pid:
             if state.phase == "ready":
                 return state
             if state.phase == "failed":
                 proc.wait(timeout=120)
-                raise ServiceUnavailable(f"the stack did not start: {state.error}; "
-                                         f"log: {log}", log=str(log))
+                raise ServiceUnavailable(f"the stack did not start: {state.error}; log {log}, "
+                                         f"last lines:\n{log_tail(log, _ERROR_LOG_LINES)}",
+                                         log=str(log))
         if proc.poll() is not None:
             raise ServiceUnavailable(f"the stack supervisor exited ({proc.returncode}) before "
-                                     f"it was ready; log: {log}", log=str(log))
+                                     f"it was ready; log {log}, last lines:\n"
+                                     f"{log_tail(log, _ERROR_LOG_LINES)}", log=str(log))
         if time.monotonic() > deadline:
             _terminate(proc.pid, 60.0)
             raise ServiceUnavailable(f"the stack was not ready in {timeout_s:.0f} s; log: {log}")
         time.sleep(0.3)
+
+
+def _follow(log: Path, offset: int, on_line: Callable[[str], None]) -> int:
+    """Hand each complete ``[stack]`` line written to ``log`` after ``offset`` to ``on_line``;
+    the new offset."""
+    try:
+        with log.open("rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return offset
+    end = data.rfind(b"\n") + 1
+    for line in data[:end].decode(errors="replace").splitlines():
+        if line.startswith(_LOG_PREFIX):
+            on_line(line.removeprefix(_LOG_PREFIX))
+    return offset + end
 
 
 def _terminate(pid: int, timeout_s: float) -> bool:

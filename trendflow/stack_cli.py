@@ -10,22 +10,32 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from trendflow.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from trendflow.api.client import AnalysisResult
+    from trendflow.stack import StackState
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     up = subparsers.add_parser("up", help="start the local stack on 127.0.0.1")
     up.add_argument("--triton", choices=("auto", "on", "off"), default="auto",
                     help="auto: only if --profile has model-backed components")
-    up.add_argument("--profile", default="fast", help="the profile Triton is decided for")
+    up.add_argument("--profile", default="fast", choices=_builtin_profiles(),
+                    help="the built-in profile Triton is decided for: " + _profiles_help())
     up.set_defaults(func=_up)
     down = subparsers.add_parser("down", help="stop what `trendflow up` started")
     down.set_defaults(func=_down)
     status = subparsers.add_parser("status", help="each piece of the local stack")
+    status.add_argument("--json", action="store_true",
+                        help="one JSON document: {ok, pieces: [{piece, state, detail}]}")
     status.set_defaults(func=_status)
     analyze = subparsers.add_parser(
         "analyze", help="analyse a YouTube URL or a video file through the API")
@@ -39,8 +49,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     demo.set_defaults(func=_demo)
 
 
+def _builtin_profiles() -> list[str]:
+    from trendflow.db.seed.seed import load_seed
+
+    return [p.profile_id for p in load_seed().profiles]
+
+
+def _profiles_help() -> str:
+    from trendflow.db.seed.seed import load_seed
+
+    return "; ".join(f"{p.profile_id} ({p.description.split('.')[0].strip()})"
+                     for p in load_seed().profiles)
+
+
 def _analysis_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="fast")
+    p.add_argument("--profile", default="fast", metavar="PROFILE",
+                   help="built-in: " + _profiles_help() + "; or the id of one of your own "
+                        "profiles (GET /api/profiles)")
+    p.add_argument("--json", action="store_true",
+                   help="print the result as one JSON document on stdout (progress on stderr)")
     p.add_argument("--api", default=None,
                    help="an API base URL (default: the running local stack, else start one)")
     p.add_argument("--token", default=None,
@@ -51,10 +78,13 @@ def _analysis_options(p: argparse.ArgumentParser) -> None:
 
 def _print_state(state: object) -> None:
     from trendflow.stack import StackState
+    from trendflow.web import studio_url
 
     assert isinstance(state, StackState)
     print(f"API:        {state.api_url}")
     print(f"API docs:   {state.docs_url}")
+    if state.api_url:
+        print(f"Studio:     {studio_url(state.api_url)}")
     for i, url in enumerate(state.replica_urls[1:], start=1):
         print(f"replica {i}:  {url}")
     if state.proxy_url and state.proxy_url != state.api_url:
@@ -69,12 +99,34 @@ def _print_state(state: object) -> None:
     print(f"state file: {state_file}  (`trendflow down` stops it)")
 
 
+_MODEL_LINE = re.compile(r"triton: model (\d+)/(\d+) (.+)")
+
+
+def start_stack(settings: Settings, *, triton: str, profile: str,
+                stream: TextIO | None = None) -> StackState:
+    """``stack.up`` with its progress on ``stream``: each piece as it starts, the model build
+    as a bar (rich on a terminal, plain lines otherwise)."""
+    from trendflow import stack
+    from trendflow.progress import Steps
+
+    with Steps(stream) as steps:
+        def on_line(line: str) -> None:
+            if (m := _MODEL_LINE.fullmatch(line)) is None:
+                steps.step(line)
+                return
+            if m.group(1) == "1":
+                steps.count("building models", int(m.group(2)))
+            steps.advance(m.group(3))
+
+        return stack.up(settings, triton=triton, profile=profile, on_line=on_line)
+
+
 def _up(args: argparse.Namespace) -> int:
     from trendflow import stack
 
     settings = get_settings()
     print(f"starting the local stack (log: {stack.log_path(settings)}) ...", flush=True)
-    state = stack.up(settings, triton=args.triton, profile=args.profile)
+    state = start_stack(settings, triton=args.triton, profile=args.profile)
     _print_state(state)
     return 0
 
@@ -91,6 +143,10 @@ def _status(args: argparse.Namespace) -> int:
     from trendflow import stack
 
     ok, rows = stack.status(get_settings())
+    if args.json:
+        print(json.dumps({"ok": ok, "pieces": [{"piece": p, "state": st, "detail": d}
+                                               for p, st, d in rows]}, indent=2))
+        return 0 if ok else 1
     for piece, state, detail in rows:
         print(f"{piece:<11} {state:<8} {detail}")
     return 0 if ok else 1
@@ -101,13 +157,27 @@ def run_analysis(source: str, args: argparse.Namespace, settings: Settings) -> i
     from trendflow import stack
     from trendflow.api.client import analyze, print_summary
     from trendflow.errors import ConfigError
+    from trendflow.progress import RunProgress
+
+    # With --json, stdout carries only the result; everything said on the way goes to stderr.
+    human = sys.stderr if args.json else sys.stdout
+
+    def say(text: str) -> None:
+        print(text, file=human, flush=True)
+
+    def finish(res: AnalysisResult) -> None:
+        if args.json:
+            print(json.dumps(res.to_dict(), indent=2, default=str))
+        else:
+            print_summary(res)
 
     if args.api:
         token = args.token or os.environ.get("TRENDFLOW_TOKEN")
         if not token:
             raise ConfigError("--api needs --token or TRENDFLOW_TOKEN")
-        res = analyze(source, api_url=args.api.rstrip("/"), token=token, profile=args.profile)
-        print_summary(res)
+        res = analyze(source, api_url=args.api.rstrip("/"), token=token, profile=args.profile,
+                      out=say, progress=RunProgress(human))
+        finish(res)
         return 0 if res.status == "ok" else 1
     state = stack.running_state(settings)
     started_here = state is None
@@ -115,20 +185,21 @@ def run_analysis(source: str, args: argparse.Namespace, settings: Settings) -> i
         if not started_here:
             raise ConfigError(f"the local stack is {state.phase if state else 'down'}; "
                               "see `trendflow status`")
-        print(f"no local stack is running: starting one for this analysis "
-              f"(log: {stack.log_path(settings)}) ...", flush=True)
-        state = stack.up(settings, triton=args.triton, profile=args.profile)
-        print(f"stack ready: API {state.api_url}, dashboard {state.dashboard_url}", flush=True)
+        say(f"no local stack is running: starting one for this analysis "
+            f"(log: {stack.log_path(settings)}) ...")
+        state = start_stack(settings, triton=args.triton, profile=args.profile, stream=human)
+        say(f"stack ready: API {state.api_url}, dashboard {state.dashboard_url}")
     try:
         assert state.api_url is not None and state.admin_token is not None
         res = analyze(source, api_url=state.api_url, token=state.admin_token,
-                      profile=args.profile, settings=stack.local_settings(settings))
-        print_summary(res)
+                      profile=args.profile, settings=stack.local_settings(settings),
+                      out=say, progress=RunProgress(human))
+        finish(res)
     finally:
         if started_here:
-            print("stopping the stack started for this analysis ...", flush=True)
+            say("stopping the stack started for this analysis ...")
             for line in stack.down(settings):
-                print(f"  {line}")
+                say(f"  {line}")
     return 0 if res.ok else 1
 
 
@@ -144,7 +215,8 @@ def _demo(args: argparse.Namespace) -> int:
     if source is None:
         path = settings.data_dir.resolve() / "demo" / "demo_clip.mp4"
         demo_clip(path)
-        print(f"sample clip: {path} (8 s: four panning scenes cut every 2 s, clicks at 120 BPM)")
+        print(f"sample clip: {path} (8 s: four panning scenes cut every 2 s, clicks at 120 BPM)",
+              file=sys.stderr if args.json else sys.stdout)
         source = str(path)
     sys.stdout.flush()
     return run_analysis(source, args, settings)

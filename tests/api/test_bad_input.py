@@ -146,7 +146,7 @@ async def test_model_backed_profile_refused_when_the_deployment_serves_no_models
                                        {"name": "text_embeddings"}]}}
     r = await _unchanged(api, lambda: api.client.post("/api/runs", json=body,
                                                       headers=api["alice"].headers))
-    assert (r.status_code, r.json()["code"]) == (503, "model_serving_disabled"), r.text
+    assert (r.status_code, r.json()["code"]) == (422, "model_serving_disabled"), r.text
     assert r.json()["details"]["components"] == ["text_embeddings"]
 
 

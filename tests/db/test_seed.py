@@ -8,6 +8,7 @@ import asyncpg
 
 from trendflow.db.repositories import catalog, profiles
 from trendflow.db.seed.seed import apply_seed, load_seed
+from trendflow.forecast.tier0 import TIER0_COMPONENTS
 
 TIER0 = {
     "metadata_features",
@@ -69,10 +70,12 @@ async def test_builtin_profiles(conn: asyncpg.Connection) -> None:
 
     fast_names = {c.component_name for c in fast.components}
     assert fast_names and all(requirements[n].engine == "cpu" for n in fast_names)
-    # `full`: every component that runs today (the predictor is not trained yet).
+    # `full`: every feature component (the forecast is its own profile, `prediction`).
     assert {c.component_name for c in full.components} == set(requirements) - {
         "popularity_prediction"
     }
+    # `prediction`: exactly the declared Tier-0 list the predictor is trained on, plus it.
+    assert set(TIER0_COMPONENTS) == TIER0
     assert {c.component_name for c in prediction.components} == TIER0 | {"popularity_prediction"}
 
     models = {c.component_name: {m.ref for m in c.models} for c in full.components}

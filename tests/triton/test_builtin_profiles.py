@@ -1,11 +1,12 @@
 """The built-in profiles as shipped in the seed: valid, mapped to models that exist, and `full`
-runs end to end on the real Triton server."""
+and `prediction` run end to end on the real Triton server."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import asyncpg
+import numpy as np
 
 from tests.fixtures.media import MediaLibrary
 from tests.fixtures.triton import SOURCE_REPO, TritonServer
@@ -14,7 +15,10 @@ from trendflow.contracts.profile import config_hash
 from trendflow.contracts.validate import validate_run
 from trendflow.db.repositories import profiles as profiles_repo
 from trendflow.db.seed.seed import apply_seed
+from trendflow.forecast.featurize import METADATA_ONLY_COMPONENTS, metadata_components
+from trendflow.forecast.tier0 import TIER0_FEATURES, tier0_vector
 from trendflow.pipeline.components import get_component
+from trendflow.pipeline.execution import load_outputs
 from trendflow.pipeline.runner import run_local
 from trendflow.pipeline.segmenter import UploadSource
 from trendflow.pipeline.types import VideoMeta
@@ -23,8 +27,9 @@ from trendflow.storage.keys import run_prefix
 from trendflow.storage.local import LocalStore
 
 BUILTIN = ("fast", "full", "prediction")
-# Mapped in the `prediction` profile, produced by `trendflow train-predictor` (not built yet).
-NOT_YET_BUILT = {"popularity_predictor:1"}
+# Format facts a metadata-only labelled row cannot know (the served run probed a file).
+PROBED_KEYS = {"duration_s", "width", "height", "aspect_ratio", "is_vertical", "fps",
+               "has_audio"}
 
 
 async def _profiles(conn: asyncpg.Connection) -> dict[str, profiles_repo.Profile]:
@@ -44,7 +49,7 @@ async def test_every_builtin_profile_is_valid_and_maps_models_the_repository_has
                 missing.add(f"{ref.name}:{ref.version}")
             else:
                 assert get_component(name).USES_MODEL_SERVER, name
-    assert missing == NOT_YET_BUILT
+    assert missing == set()
 
 
 async def test_the_full_profile_runs_on_triton_and_validates(
@@ -75,3 +80,42 @@ async def test_the_full_profile_runs_on_triton_and_validates(
     assert manifest.components["faces"].status == "ok"
     run = run_prefix(identity.platform_id, identity.video_id, identity.run_id)
     assert await validate_run(store, run) == []
+
+
+async def test_the_prediction_profile_forecasts_on_triton_and_validates(
+    conn: asyncpg.Connection, triton_server: TritonServer, media: MediaLibrary, tmp_path: Path
+) -> None:
+    prediction = (await _profiles(conn))["prediction"]
+    config = profile_config(prediction)
+    clip = media.clip("face")
+    meta = VideoMeta(title="How I cook pasta in 10 minutes", description="Easy dinner",
+                     tags=("pasta", "cooking"), category_id=26, channel_follower_count=12000)
+    identity = RunIdentity.create(
+        platform_id="upload", video_id=upload_video_id(clip.path), config_hash=config_hash(config)
+    )
+    store = LocalStore(tmp_path / "store")
+    manifest = await run_local(
+        identity, config, UploadSource(clip.path, meta), store, tmp_path / "work",
+        settings=Settings(data_dir=tmp_path / "data"),
+        model_mapping=pinned_models(prediction),
+        services={"triton": triton_server.client()},
+    )
+    statuses = {n: (r.status, r.error) for n, r in manifest.components.items()}
+    assert manifest.run.status == "ok", statuses
+    assert manifest.components["popularity_prediction"].status == "ok"
+    run = run_prefix(identity.platform_id, identity.video_id, identity.run_id)
+    assert await validate_run(store, run) == []
+
+    forecast = await load_outputs(store, identity, "popularity_prediction")
+    views, likes = forecast["views"], forecast["likes"]
+    assert 0 < views[0] <= views[1] <= views[2] and 0 < likes[0] <= likes[1] <= likes[2]
+    assert len(forecast["whatif_current"]) >= 1  # title length and tag count at least
+    # Train/serve identity: the training path's row for the same metadata equals the served
+    # row on every column a metadata-only labelled video has.
+    trained_cols = [i for i, n in enumerate(TIER0_FEATURES)
+                    if n.split(".")[0] in METADATA_ONLY_COMPONENTS]
+    served = forecast["features"]
+    training = tier0_vector(metadata_components(meta, triton_server.client()), age_days=30.0)
+    probe_cols = [i for i in trained_cols
+                  if TIER0_FEATURES[i].split(".")[1] not in PROBED_KEYS]
+    assert np.array_equal(served[probe_cols], training[probe_cols], equal_nan=True)

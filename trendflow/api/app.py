@@ -24,7 +24,9 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 from trendflow.api.context import ApiContext, RaySchedulerLink, SchedulerLink
+from trendflow.api.docs import install_docs
 from trendflow.api.errors import install_error_handlers
+from trendflow.api.openapi import install_openapi
 from trendflow.api.routes import admin, me, profiles, runs, system, uploads, videos
 from trendflow.api.serving import bind_internal_grpc_to_loopback, check_serve_environment
 from trendflow.api.shedding import LoadShedder
@@ -32,6 +34,7 @@ from trendflow.api.webhooks import WebhookDispatcher
 from trendflow.contracts.identity import dataprocessor_version
 from trendflow.db import connect_and_migrate
 from trendflow.settings import Settings, get_settings
+from trendflow.web import install_studio
 from trendflow.storage.factory import open_store
 
 ContextFactory = Callable[[], Awaitable[ApiContext]]
@@ -92,10 +95,15 @@ def create_app(
         version=dataprocessor_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_openapi(app)
+    install_docs(app)
     for module in (uploads, runs, videos, profiles, me, admin, system):
         app.include_router(module.router)
+    install_studio(app)  # last: the Studio at "/" never shadows a route
     if shedding is not None:
         app.add_middleware(LoadShedder, max_running=shedding[0], max_waiting=shedding[1])
     return app

@@ -9,6 +9,7 @@ here (the local stack's store is). :func:`demo_clip` writes the sample clip of `
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -23,7 +24,9 @@ import numpy as np
 
 from trendflow.billing.ledger import format_credits
 from trendflow.errors import DownloadFailed, InputError, ServiceUnavailable, TrendflowError
+from trendflow.progress import RunProgress
 from trendflow.settings import Settings
+from trendflow.web import studio_url
 
 Print = Callable[[str], None]
 
@@ -42,10 +45,17 @@ class AnalysisResult:
     report: list[str] = field(default_factory=list)
     problems: list[str] | None = None  # None: validation not possible from here
     wall_s: float = 0.0
+    studio_url: str | None = None  # the run's result page in the Studio
 
     @property
     def ok(self) -> bool:
         return self.status == "ok" and self.problems == []
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON (``trendflow analyze --json``): credits as decimal strings."""
+        out = dataclasses.asdict(self)
+        out.update(price=str(self.price), charged=str(self.charged), ok=self.ok)
+        return out
 
 
 def _raise_for(r: httpx.Response, what: str) -> dict[str, Any]:
@@ -121,20 +131,6 @@ def key_findings(components: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
     return out
 
 
-def _progress_line(st: dict[str, Any], started: float) -> str:
-    comps = st.get("components") or []
-    done = sum(1 for c in comps if c["status"] in ("ok", "empty", "error", "skipped"))
-    running = [c["name"] for c in comps if c["status"] == "running"]
-    width = 24
-    filled = int(round(float(st.get("progress") or 0) * width))
-    bar = "#" * filled + "-" * (width - filled)
-    eta = st.get("eta_s")
-    eta_s = f" eta {eta:.0f}s" if isinstance(eta, (int, float)) else ""
-    return (f"[{time.monotonic() - started:6.1f}s] [{bar}] {st['status']:<9} "
-            f"stage={st.get('stage') or '-'} components {done}/{len(comps)}"
-            + (f" running: {', '.join(running)}" if running else "") + eta_s)
-
-
 def analyze(
     source: str,
     *,
@@ -145,9 +141,11 @@ def analyze(
     poll_s: float = 1.0,
     timeout_s: float = 1800.0,
     out: Print = print,
+    progress: RunProgress | None = None,
 ) -> AnalysisResult:
     """Run one analysis through the API at ``api_url``; ``settings`` locate the result store
-    for validation (None: not validated from here, and said so)."""
+    for validation (None: not validated from here, and said so). ``progress`` shows the run
+    while it analyses (default: rich bars on a terminal, plain lines otherwise, on stdout)."""
     started = time.monotonic()
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=api_url, headers=headers, timeout=120.0) as http:
@@ -181,26 +179,23 @@ def analyze(
         run_id = run["run_id"]
         out(f"run {run_id}: {run['status']} (profile {profile})")
 
-        last = ""
         deadline = time.monotonic() + timeout_s
-        while True:
-            st = _raise_for(http.get(f"/api/runs/{run_id}/status"), "status")
-            signature = json.dumps([st["status"], st.get("stage"),
-                                    [(c["name"], c["status"]) for c in st["components"]]])
-            if signature != last:
-                out(_progress_line(st, started))
-                last = signature
-            if st["status"] in ("ok", "error", "cancelled"):
-                break
-            if time.monotonic() > deadline:
-                raise ServiceUnavailable(f"run {run_id} did not finish in {timeout_s:.0f} s")
-            time.sleep(poll_s)
+        with progress or RunProgress() as shown:
+            while True:
+                st = _raise_for(http.get(f"/api/runs/{run_id}/status"), "status")
+                shown.update(st)
+                if st["status"] in ("ok", "error", "cancelled"):
+                    break
+                if time.monotonic() > deadline:
+                    raise ServiceUnavailable(f"run {run_id} did not finish in {timeout_s:.0f} s")
+                time.sleep(poll_s)
 
         me = _raise_for(http.get("/api/me"), "me")
         charged = sum((Decimal(str(e["amount"])) for e in me["ledger"]
                        if e["run_id"] == run_id and e["kind"] == "charge"), Decimal(0))
         result = AnalysisResult(run_id=run_id, status=st["status"], error=st.get("error"),
-                                price=Decimal(str(est["total"])), charged=charged, artifacts=None)
+                                price=Decimal(str(est["total"])), charged=charged, artifacts=None,
+                                studio_url=studio_url(api_url, run_id=run_id))
         if st["status"] == "ok":
             res = _raise_for(http.get(f"/api/runs/{run_id}"), "results")
             result.findings = key_findings(res["components"])
@@ -257,6 +252,8 @@ def print_summary(res: AnalysisResult, out: Print = print) -> None:
             out(f"  - {p}")
     else:
         out("validation: passed (manifest and every NPZ match their schemas)")
+    if res.studio_url:
+        out(f"Studio: {res.studio_url}")
 
 
 def demo_clip(path: Path, *, duration_s: float = 8.0, fps: float = 24.0,

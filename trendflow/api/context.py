@@ -12,10 +12,12 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from trendflow.api.throttle import SlidingWindowLimiter
 from trendflow.db import Database
 from trendflow.errors import ServiceUnavailable
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
+from trendflow.triton.readiness import ModelServingProbe
 
 
 class SchedulerLink(Protocol):
@@ -80,6 +82,19 @@ class ApiContext:
     store: ResultStore
     scheduler: SchedulerLink | None = None
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Run creation refuses model-backed runs while this says no (503 model_serving_unavailable).
+    model_serving: ModelServingProbe = field(init=False)
+    # Uploads and estimates per user (429 rate_limited past them; trendflow.api.throttle).
+    upload_limiter: SlidingWindowLimiter = field(init=False)
+    estimate_limiter: SlidingWindowLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        api = self.settings.api
+        self.model_serving = ModelServingProbe(self.settings.triton)
+        self.upload_limiter = SlidingWindowLimiter(
+            what="uploads", limit=api.uploads_per_window, window_s=api.request_rate_window_s)
+        self.estimate_limiter = SlidingWindowLimiter(
+            what="estimates", limit=api.estimates_per_window, window_s=api.request_rate_window_s)
 
     def spawn(self, coro: Any) -> None:
         """Run ``coro`` in the background, keeping a reference until it ends."""

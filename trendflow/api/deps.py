@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from trendflow.api.auth import authenticate, require_admin
 from trendflow.api.context import ApiContext
@@ -36,11 +37,20 @@ async def _conn(ctx: Context) -> AsyncIterator[asyncpg.Connection]:
         yield conn
 
 
+# Declares the scheme in OpenAPI (Swagger's "Authorize"); the header itself is checked by
+# :func:`authenticate`, which tells a missing, a malformed and an unknown token apart.
+bearer_scheme = HTTPBearer(
+    auto_error=False, scheme_name="bearer",
+    description="`trendflow users token <email>` prints one; send `Authorization: Bearer <token>`",
+)
+
+
 async def _user(
     ctx: Context,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None,
 ) -> User:
-    return await authenticate(ctx.db, authorization)
+    return await authenticate(ctx.db, request.headers.get("authorization"))
 
 
 async def _admin(user: Annotated[User, Depends(_user)]) -> User:

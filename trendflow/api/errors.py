@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from trendflow.errors import AuthError, TrendflowError
+from trendflow.errors import AuthError, TrendflowError, all_error_classes, field_problems
 from trendflow.metrics import get_metrics
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,50 @@ _HTTP_CODES = {
     415: "unsupported_media",
     503: "service_unavailable",
 }
+
+
+# Statuses that tell the client when to come back (``Retry-After``, whole seconds).
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+_STATUS_TITLES = {
+    400: "The request is invalid", 401: "No valid bearer token", 402: "Not enough credits",
+    403: "Not allowed", 404: "Not found", 409: "Conflicts with the current state",
+    413: "Upload too large", 415: "Not a video", 422: "Cannot be processed",
+    429: "Too many runs: retry after Retry-After seconds",
+    500: "Internal error (details are in the operator's logs)",
+    503: "Temporarily unavailable: retry after Retry-After seconds (overloaded)",
+}
+
+
+def codes_for_status(status: int) -> list[str]:
+    """Every stable error code the API answers with ``status`` (from the error tree and the
+    framework-level codes above)."""
+    codes = {cls.code for cls in all_error_classes() if cls.status == status}
+    codes |= {code for st, code in _HTTP_CODES.items() if st == status}
+    if status == 400:
+        codes.add("malformed_json")
+    return sorted(codes)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` for a route's error statuses: the error model (400: with its
+    per-field problems), the codes each status carries, ``Retry-After`` on 429/503 and
+    ``WWW-Authenticate`` on 401."""
+    from trendflow.api.schemas import ErrorOut, InvalidInputOut
+
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        doc: dict[str, Any] = {
+            "model": InvalidInputOut if status == 400 else ErrorOut,
+            "description": f"{_STATUS_TITLES.get(status, 'Error')}. Codes: "
+                           + ", ".join(f"`{c}`" for c in codes_for_status(status)),
+        }
+        if status in RETRY_AFTER_STATUSES:
+            doc["headers"] = {"Retry-After": {
+                "description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
+        if status == 401:
+            doc["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+        out[status] = doc
+    return out
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -53,10 +97,7 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        problems.append({"field": loc, "problem": err.get("msg", "invalid")})
+    problems = field_problems(exc.errors())
     malformed = any(e.get("type") == "json_invalid" for e in exc.errors())
     code = "malformed_json" if malformed else "invalid_input"
     message = (

@@ -10,6 +10,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trendflow.contracts.profile import COMPONENT_NAME_RE
+from trendflow.db.repositories.components import COMPONENT_STATUSES
+from trendflow.db.repositories.runs import RUN_STATUSES
 
 PROFILE_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 UPLOAD_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
@@ -25,6 +27,26 @@ class ErrorOut(BaseModel):
     code: str = Field(examples=["run_not_found"])
     message: str = Field(examples=["run 9b1d… does not exist"])
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(examples=["body.profile_id"], description="dotted location of the value")
+    problem: str = Field(examples=["Field required"])
+
+
+class InvalidInputDetails(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    errors: list[FieldProblem] = Field(default_factory=list)
+
+
+class InvalidInputOut(BaseModel):
+    """``400``: the request is invalid (the shape of :class:`ErrorOut`); for ``invalid_input``
+    and ``malformed_json``, ``details.errors`` lists each problem with its field."""
+
+    code: str = Field(examples=["invalid_input"])
+    message: str = Field(examples=["invalid request: query.ledger_limit: Input should be …"])
+    details: InvalidInputDetails = Field(default_factory=InvalidInputDetails)
 
 
 class VideoMetaIn(_In):
@@ -190,7 +212,7 @@ class RunIn(_RunRequest, _VideoFactsIn):
 
 class ComponentStatusOut(BaseModel):
     name: str
-    status: str
+    status: str = Field(json_schema_extra={"enum": list(COMPONENT_STATUSES)})
     required: bool
     progress: float = Field(ge=0, le=1)
     duration_ms: int | None = None
@@ -200,7 +222,7 @@ class ComponentStatusOut(BaseModel):
 
 class RunOut(BaseModel):
     run_id: uuid.UUID
-    status: str
+    status: str = Field(json_schema_extra={"enum": list(RUN_STATUSES)})
     stage: str | None
     platform_id: str
     video_id: str
@@ -228,7 +250,7 @@ class RunPage(BaseModel):
 
 class RunStatusOut(BaseModel):
     run_id: uuid.UUID
-    status: str
+    status: str = Field(json_schema_extra={"enum": list(RUN_STATUSES)})
     stage: str | None
     progress: float = Field(ge=0, le=1)
     eta_s: float | None
@@ -244,6 +266,25 @@ class RunResultOut(BaseModel):
     components: dict[str, dict[str, Any]] = Field(
         description="presentation JSON per component: every NPZ key with dtype, shape, unit"
     )
+
+
+class NpzKeyOut(BaseModel):
+    dtype: str = Field(examples=["float64"])
+    shape: list[int]
+    unit: str | None
+    description: str | None
+    value: Any = Field(description="the array as JSON (NaN → null)")
+
+
+class ComponentDataOut(BaseModel):
+    """One component's NPZ as JSON: every key with dtype, shape, unit, description, value."""
+
+    component: str
+    status: Literal["ok", "empty"] | None
+    empty_reason: str | None
+    schema_version: int | None
+    meta: dict[str, Any]
+    keys: dict[str, NpzKeyOut]
 
 
 class LedgerEntryOut(BaseModel):

@@ -29,14 +29,16 @@ from trendflow.errors import (
     UploadTooLarge,
     VideoTooLong,
     VideoTooShort,
+    field_problems,
 )
-from trendflow.pipeline.probe import probe
+from trendflow.pipeline.probe import check_truncation, probe, scan_packets
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
 from trendflow.storage.keys import upload_key, validate_upload_id
 
 RECORD_NAME = "upload.json"
 _EXT = re.compile(r"\.[A-Za-z0-9]{1,8}$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def parse_meta(raw: str | None) -> VideoMetaIn:
@@ -46,15 +48,24 @@ def parse_meta(raw: str | None) -> VideoMetaIn:
     try:
         return VideoMetaIn.model_validate_json(raw)
     except ValidationError as exc:
-        errors = [
-            f"{'.'.join(str(p) for p in e['loc']) or 'meta'}: {e['msg']}" for e in exc.errors()
-        ]
-        raise InputError("invalid upload metadata: " + "; ".join(errors), errors=errors) from None
+        errors = field_problems(exc.errors(), root="meta")
+        listed = "; ".join(f"{e['field']}: {e['problem']}" for e in errors)
+        raise InputError(f"invalid upload metadata: {listed}", errors=errors) from None
 
 
 def _extension(filename: str | None) -> str:
     match = _EXT.search(filename or "")
     return match.group(0).lower() if match else ".mp4"
+
+
+def _stored_name(filename: str | None) -> str:
+    """The name the upload keeps (``X-Filename``'s last path segment made key-safe: other
+    characters become ``_``); ``source.<ext>`` when nothing usable is left."""
+    base = re.split(r"[/\\]", filename or "")[-1]
+    safe = _UNSAFE.sub("_", base).lstrip(".")[:128]
+    if not _EXT.search(safe) or safe == RECORD_NAME:
+        return "source" + _extension(filename)
+    return safe
 
 
 async def receive_upload(
@@ -76,7 +87,7 @@ async def receive_upload(
     tmp_root = settings.data_dir / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tmp_root, prefix="upload-") as tmp:
-        path = Path(tmp) / ("source" + _extension(filename))
+        path = Path(tmp) / _stored_name(filename)
         hasher = UploadHasher()
         size = 0
         with path.open("wb") as fh:
@@ -91,6 +102,12 @@ async def receive_upload(
         if size == 0:
             raise InputError("the upload is empty: send the video file as the request body")
         facts = await asyncio.to_thread(probe, path)
+        # The Segmenter's check, here so that a cut-off file is refused before it is stored
+        # (it would fail every run). Demuxing reads the file without decoding it. A file whose
+        # demuxing broke off is left to the Segmenter, which may repair it.
+        scan = await asyncio.to_thread(scan_packets, path)
+        if scan.demux_error is None:
+            check_truncation(facts, scan, path.name)
         seg = settings.segmenter
         if facts.claimed_duration_s < seg.min_duration_s:
             raise VideoTooShort(

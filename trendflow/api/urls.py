@@ -1,7 +1,9 @@
 """Outbound URL policy for webhooks: http(s) only, never internal or private addresses.
 
-A host name is resolved and every address it resolves to must be public (not loopback, private,
-link-local, multicast, reserved or unspecified). ``api.webhook_allow_loopback`` (development)
+A host name is resolved and every address it resolves to must be public: globally routable
+(``ipaddress``'s ``is_global``, which also excludes the shared address space 100.64.0.0/10 of
+carrier-grade NAT and cloud VPC internals, documentation and benchmarking ranges) and not
+multicast. ``api.webhook_allow_loopback`` (development)
 additionally admits 127.0.0.0/8 and ::1 — still no other internal range.
 """
 
@@ -10,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from trendflow.errors import InvalidCallbackUrl
 
@@ -25,13 +28,7 @@ def _public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopback:
         addr = addr.ipv4_mapped
     if addr.is_loopback:
         return allow_loopback
-    return not (
-        addr.is_private
-        or addr.is_link_local
-        or addr.is_multicast
-        or addr.is_reserved
-        or addr.is_unspecified
-    )
+    return addr.is_global and not addr.is_multicast
 
 
 def check_callback_syntax(url: str) -> tuple[str, int]:
@@ -50,8 +47,35 @@ def check_callback_syntax(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedTarget:
+    """A callback URL and the address it was checked at: connect to ``address`` only, so a
+    name that resolves differently a moment later (DNS rebinding) cannot redirect the request."""
+
+    url: str
+    host: str
+    port: int
+    address: str
+
+    @property
+    def pinned_url(self) -> str:
+        """``url`` with its host replaced by the checked address (send ``Host: host``)."""
+        parts = urlsplit(self.url)
+        ip = f"[{self.address}]" if ":" in self.address else self.address
+        return urlunsplit(parts._replace(netloc=f"{ip}:{self.port}"))
+
+    @property
+    def host_header(self) -> str:
+        return urlsplit(self.url).netloc
+
+
 async def check_callback_url(url: str, *, allow_loopback: bool) -> str:
     """``url`` if it may receive webhooks; :class:`InvalidCallbackUrl` saying why not."""
+    return (await resolve_callback_url(url, allow_loopback=allow_loopback)).url
+
+
+async def resolve_callback_url(url: str, *, allow_loopback: bool) -> CheckedTarget:
+    """Check ``url`` as :func:`check_callback_url` does; the address to connect to."""
     host, port = check_callback_syntax(url)
     try:
         literal = ipaddress.ip_address(host)
@@ -73,4 +97,4 @@ async def check_callback_url(url: str, *, allow_loopback: bool) -> str:
     for addr in addresses:
         if not _public(addr, allow_loopback):
             raise _refuse(url, f"{addr} is an internal or private address")
-    return url
+    return CheckedTarget(url=url, host=host, port=port, address=str(addresses[0]))

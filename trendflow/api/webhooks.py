@@ -8,16 +8,24 @@
   network errors and 5xx/429; never blocks a run — the :class:`WebhookDispatcher` watches the
   ``runs`` table from the API process and delivers in background tasks.
 - **Targets**: checked again at delivery time (:mod:`trendflow.api.urls`): http(s) only, no
-  internal addresses unless ``webhook_allow_loopback``.
+  internal addresses unless ``webhook_allow_loopback``. The request goes to the address that
+  was checked (``Host`` and TLS SNI keep the URL's name), so a name that resolves elsewhere a
+  moment later (DNS rebinding) cannot point it at an internal service.
+- **Order**: one run's webhooks are sent one after another in the order its changes were seen
+  (a retried one holds back the next); different runs' deliveries run concurrently.
 - **Exactly one dispatcher** per database: it holds a PostgreSQL advisory lock; other replicas
   stand by. Delivery is at-least-once: after a restart the current stage may be sent again
-  (``event_id`` is stable per run and stage, so receivers can de-duplicate).
+  (``event_id`` is stable per run and stage, so receivers can de-duplicate). The dispatcher
+  polls the current state of runs, so changes closer together than one poll interval
+  (``webhook_poll_interval_s``) reach the receiver as the latest of them. What it remembers is
+  bounded by the runs changed within the poll's look-back window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -29,7 +37,7 @@ from typing import Any
 
 import httpx
 
-from trendflow.api.urls import check_callback_url
+from trendflow.api.urls import resolve_callback_url
 from trendflow.db import Database
 from trendflow.errors import ConfigError, InvalidCallbackUrl
 from trendflow.settings import Settings
@@ -90,16 +98,21 @@ async def deliver(
     api = settings.api
     for attempt in range(api.webhook_attempts):
         try:
-            await check_callback_url(url, allow_loopback=api.webhook_allow_loopback)
+            target = await resolve_callback_url(url, allow_loopback=api.webhook_allow_loopback)
         except InvalidCallbackUrl as exc:
             log.warning("webhook target refused at delivery: %s", exc.details.get("reason"))
             return False
+        extensions = {}
+        if target.host != target.address and url.startswith("https:"):
+            extensions["sni_hostname"] = target.host  # the certificate names the host
         try:
             response = await client.post(
-                url,
+                target.pinned_url,
                 content=body,
-                headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)},
+                headers={"Content-Type": "application/json", "Host": target.host_header,
+                         SIGNATURE_HEADER: sign(secret, body)},
                 timeout=api.webhook_timeout_s,
+                extensions=extensions,
             )
             if response.is_success:
                 return True
@@ -108,7 +121,9 @@ async def deliver(
                 return False
         except httpx.HTTPError as exc:
             log.info("webhook attempt %d failed: %s", attempt + 1, type(exc).__name__)
-        await asyncio.sleep(api.webhook_backoff_s * (2**attempt))
+        if attempt + 1 < api.webhook_attempts:
+            await asyncio.sleep(api.webhook_backoff_s * (2**attempt))
+    log.warning("webhook given up after %d attempts", api.webhook_attempts)
     return False
 
 
@@ -118,9 +133,12 @@ class WebhookDispatcher:
     def __init__(self, settings: Settings, db: Database) -> None:
         self._settings = settings
         self._db = db
-        self._seen: dict[uuid.UUID, tuple[str, str | None]] = {}
+        # run → ((status, stage) last sent, that row's updated_at); pruned once the row falls
+        # behind the look-back window (it cannot come back unchanged).
+        self._seen: dict[uuid.UUID, tuple[tuple[str, str | None], datetime]] = {}
         self._since = datetime.now(UTC) - timedelta(minutes=5)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._last: dict[uuid.UUID, asyncio.Task[bool]] = {}  # each run's latest delivery
 
     async def run_forever(self) -> None:
         """Hold the dispatcher lock (or wait for it), then poll until cancelled."""
@@ -151,16 +169,32 @@ class WebhookDispatcher:
         started = 0
         for row in rows:
             self._since = max(self._since, row["updated_at"] - timedelta(seconds=2))
-            state = (row["status"], row["stage"])
-            if self._seen.get(row["run_id"]) == state:
+            run_id, state = row["run_id"], (row["status"], row["stage"])
+            seen = self._seen.get(run_id)
+            self._seen[run_id] = (state, row["updated_at"])
+            if seen is not None and seen[0] == state:
                 continue
-            self._seen[row["run_id"]] = state
             secret = user_secret(self._settings, row["user_id"])
-            task = asyncio.create_task(
-                deliver(client, self._settings, url=row["callback_url"], secret=secret,
-                        body=event_body(dict(row)))
-            )
+            task = asyncio.create_task(self._deliver_after(
+                self._last.get(run_id), client, url=row["callback_url"], secret=secret,
+                body=event_body(dict(row))))
+            self._last[run_id] = task
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(functools.partial(self._done, run_id))
             started += 1
+        for run_id in [r for r, (_, at) in self._seen.items() if at < self._since]:
+            del self._seen[run_id]
         return started
+
+    async def _deliver_after(
+        self, previous: asyncio.Task[bool] | None, client: httpx.AsyncClient, *, url: str,
+        secret: str, body: bytes,
+    ) -> bool:
+        if previous is not None:  # the run's earlier change goes first, retries included
+            await asyncio.wait([previous])
+        return await deliver(client, self._settings, url=url, secret=secret, body=body)
+
+    def _done(self, run_id: uuid.UUID, task: asyncio.Task[bool]) -> None:
+        self._tasks.discard(task)
+        if self._last.get(run_id) is task:
+            del self._last[run_id]

@@ -35,7 +35,8 @@ from pydantic import (
     model_validator,
 )
 
-from trendflow.errors import InvalidProfile
+from trendflow.errors import InvalidProfile, field_problems
+from trendflow.forecast.tier0 import check_profile_components
 from trendflow.pipeline.sampling import SAMPLING_POLICY_VERSION
 
 COMPONENT_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -174,6 +175,10 @@ class ProfileConfig(BaseModel):
             raise ValueError(f"components listed more than once: {dupes}")
         if not any(c.enabled for c in self.components):
             raise ValueError("a profile needs at least one enabled component")
+        try:
+            check_profile_components([c.name for c in self.components if c.enabled])
+        except InvalidProfile as exc:
+            raise ValueError(exc.message) from None
         return self
 
     @classmethod
@@ -182,11 +187,11 @@ class ProfileConfig(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            errors = [
-                f"{'.'.join(str(p) for p in err['loc']) or 'profile'}: {err['msg']}"
-                for err in exc.errors()
-            ]
-            raise InvalidProfile("invalid profile: " + "; ".join(errors), errors=errors) from None
+            errors = field_problems(exc.errors(), root="profile")
+            raise InvalidProfile(
+                "invalid profile: " + "; ".join(f"{e['field']}: {e['problem']}" for e in errors),
+                errors=errors,
+            ) from None
 
     @property
     def enabled(self) -> tuple[ComponentConfig, ...]:

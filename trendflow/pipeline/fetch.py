@@ -33,6 +33,7 @@ from trendflow.errors import (
     VideoTooLong,
     VideoUnavailable,
 )
+from trendflow.pipeline.components.metadata_features import YOUTUBE_CATEGORIES
 from trendflow.pipeline.types import CaptionSegment, VideoMeta
 from trendflow.settings import SegmenterSettings
 
@@ -302,6 +303,11 @@ def meta_from_info(
         language=info.get("language"),
         captions=captions,
         captions_language=captions_lang,
+        category_id=next(
+            (YOUTUBE_CATEGORIES[c] for c in info.get("categories") or ()
+             if c in YOUTUBE_CATEGORIES), None,
+        ),
+        channel_follower_count=_int("channel_follower_count"),
     )
 
 

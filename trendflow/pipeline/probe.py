@@ -18,6 +18,9 @@ from trendflow.errors import UnsupportedMedia, VideoFileCorrupted
 
 # Demuxers FFmpeg uses for single pictures: a still image is not a video.
 _IMAGE_FORMAT_MARKERS = ("image2", "_pipe", "gif", "webp")
+# FFmpeg's text-art "video" decoders (the tty/bin/xbin/idf demuxers render any text or byte
+# soup as ANSI art): what they decode is never a video.
+_TEXT_ART_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
 # ISO-BMFF top-level boxes: a file starting with one is an MP4/MOV, however broken.
 _MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
 
@@ -93,6 +96,9 @@ def probe(path: Path) -> ProbeResult:
             kind = "an audio-only file" if container.streams.audio else "a file with no video"
             raise UnsupportedMedia(f"{kind}: there is no video stream", file=path.name)
         vs = container.streams.video[0]
+        if vs.codec_context.name in _TEXT_ART_CODECS:
+            raise UnsupportedMedia(f"text or unknown bytes ({fmt} demuxer), not a video",
+                                   file=path.name)
         audio = container.streams.audio[0] if container.streams.audio else None
         claimed = 0.0
         if vs.duration is not None and vs.time_base is not None:
@@ -120,6 +126,25 @@ def probe(path: Path) -> ProbeResult:
             has_audio=audio is not None,
             audio_codec=audio.codec_context.name if audio is not None else None,
             first_frame_ok=ok,
+        )
+
+
+def check_truncation(head: ProbeResult, scan: PacketScan, name: str) -> None:
+    """Refuse a video whose packets stop well before the duration its container claims.
+
+    A file cut after a front ``moov`` decodes part of the video without any error; only the
+    packets' end time shows it. Raises :class:`VideoFileCorrupted` (details ``decodable_s``,
+    ``claimed_s``).
+    """
+    claimed = head.claimed_duration_s
+    short = claimed - scan.end_s
+    # One frame of slack for rounding in the container's own bookkeeping.
+    slack = max(0.25, 1.5 / max(scan.average_fps, 1.0), 0.01 * claimed)
+    if scan.n_packets == 0 or short > slack:
+        raise VideoFileCorrupted(
+            f"the video stops at {scan.end_s:.1f} s but the file says it lasts "
+            f"{claimed:.1f} s (truncated or damaged)",
+            file=name, decodable_s=round(scan.end_s, 3), claimed_s=round(claimed, 3),
         )
 
 

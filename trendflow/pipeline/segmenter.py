@@ -28,7 +28,13 @@ from trendflow.errors import (
     VideoTooShort,
 )
 from trendflow.pipeline import decode
-from trendflow.pipeline.probe import PacketScan, ProbeResult, probe, scan_packets
+from trendflow.pipeline.probe import (
+    PacketScan,
+    ProbeResult,
+    check_truncation,
+    probe,
+    scan_packets,
+)
 from trendflow.pipeline.sampling import SAMPLING_POLICY_VERSION
 from trendflow.pipeline.types import (
     AudioTrack,
@@ -166,21 +172,9 @@ class Segmenter:
         damage = _damage(head, scan)
         if damage is not None:
             path, head, scan = self._repair(path, head, scan, damage, own, steps)
-        self._check_truncation(path, head, scan)
+        check_truncation(head, scan, path.name)
         self._check_duration(scan.duration_s, path.name)
         return self._plan(path, meta, kind, head, scan, steps, workdir)
-
-    def _check_truncation(self, path: Path, head: ProbeResult, scan: PacketScan) -> None:
-        claimed = head.claimed_duration_s
-        short = claimed - scan.end_s
-        # One frame of slack for rounding in the container's own bookkeeping.
-        slack = max(0.25, 1.5 / max(scan.average_fps, 1.0), 0.01 * claimed)
-        if scan.n_packets == 0 or short > slack:
-            raise VideoFileCorrupted(
-                f"the video stops at {scan.end_s:.1f} s but the file says it lasts "
-                f"{claimed:.1f} s (truncated or damaged)",
-                file=path.name, decodable_s=round(scan.end_s, 3), claimed_s=round(claimed, 3),
-            )
 
     def _repair(
         self,
@@ -213,7 +207,7 @@ class Segmenter:
         if _damage(new_head, new_scan) is not None:
             raise VideoFileCorrupted("the repaired copy is still unreadable", file=path.name)
         # The repaired copy must cover what the original claimed, else data is missing.
-        self._check_truncation(path, head, new_scan)
+        check_truncation(head, new_scan, path.name)
         steps.append(
             PreprocessingStep(
                 kind="repair_reencode",
@@ -247,7 +241,7 @@ class Segmenter:
             new_scan = scan_packets(dest)
             if (still := _damage(new_head, new_scan)) is not None:
                 raise VideoFileCorrupted(f"the remuxed copy is still damaged: {still}")
-            self._check_truncation(path, head, new_scan)
+            check_truncation(head, new_scan, path.name)
             decode.count_decodable_frames(dest)
         except TrendflowError:
             dest.unlink(missing_ok=True)

@@ -36,6 +36,10 @@ class VideoMeta:
     language: str | None = None
     captions: tuple[CaptionSegment, ...] | None = None  # None: the source had none
     captions_language: str | None = None
+    # YouTube category id (22 = People & Blogs, …; yt-dlp gives the name, mapped by
+    # metadata_features) and the channel's subscriber count — what the forecast reads.
+    category_id: int | None = None
+    channel_follower_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

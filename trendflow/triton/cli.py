@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from trendflow.progress import Steps
 from trendflow.settings import get_settings
-from trendflow.triton.build import MODELS, build_all
+from trendflow.triton.build import MODELS, build_model
 from trendflow.triton.byo import register_add_image_model
 from trendflow.triton.server import read_server, server_ready, start_server, stop_server
 
@@ -51,11 +52,15 @@ def _status(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     repo = Path(args.repository or get_settings().triton.repository)
-    names = tuple(args.model) if args.model else None
-    for report in build_all(repo, names, force=args.force):
-        v = report.verification
-        print(f"{report.name}:{report.version} {report.status} — {v['check']}: "
-              f"max |diff| {v['max_abs_diff']:.2e} (tolerance {v['tolerance']:.0e})")
+    names = tuple(args.model) if args.model else tuple(MODELS)
+    with Steps() as steps:  # a bar on a terminal, one line per model otherwise
+        steps.count("building models", len(names))
+        for name in names:
+            report = build_model(repo, name, force=args.force)
+            v = report.verification
+            steps.step(f"{report.name}:{report.version} {report.status} — {v['check']}: "
+                       f"max |diff| {v['max_abs_diff']:.2e} (tolerance {v['tolerance']:.0e})")
+            steps.advance(name)
     return 0
 
 

@@ -250,10 +250,14 @@ class TritonClient:
         if any(marker in message for marker in _OOM_MARKERS):
             return "oom"
         try:
-            served = bool(self._connect().is_model_ready(model, version))
+            client = self._connect()
+            if client.is_model_ready(model, version):
+                return "rejected"
+            # A server that is not ready yet (a restarted Triton loading its models: the local
+            # server runs with strict readiness) will serve the model shortly.
+            return "missing" if client.is_server_ready() else "transient"
         except Exception:  # noqa: BLE001 - the server went away while we asked
             return "transient"
-        return "rejected" if served else "missing"
 
     def _raise(self, kind: str, exc: Any, model: str, version: str, attempts: int) -> None:
         ref = f"{model}:{version}"

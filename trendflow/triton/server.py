@@ -35,6 +35,7 @@ import httpx
 
 from trendflow.errors import ConfigError, DependencyMissing, ServiceUnavailable
 from trendflow.priority import lower_priority
+from trendflow.processes import log_tail
 
 PID_FILE = "tritonserver.pid.json"
 LOG_FILE = "tritonserver.log"
@@ -227,7 +228,7 @@ def start_server(
             (work_dir / PID_FILE).unlink(missing_ok=True)
             raise ServiceUnavailable(
                 f"tritonserver exited with code {code} during start-up; log {log_path}:\n"
-                + _tail(log_path),
+                + log_tail(log_path),
                 exit_code=code,
             )
         if _ready(info.http_url):
@@ -235,7 +236,8 @@ def start_server(
         time.sleep(0.25)
     stop_server(work_dir)
     raise ServiceUnavailable(
-        f"tritonserver was not ready after {timeout_s:.0f} s; log {log_path}:\n" + _tail(log_path),
+        f"tritonserver was not ready after {timeout_s:.0f} s; log {log_path}:\n"
+        + log_tail(log_path),
         timeout_s=timeout_s,
     )
 
@@ -300,8 +302,3 @@ def _ready(http_url: str) -> bool:
         return False
 
 
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"

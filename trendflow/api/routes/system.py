@@ -11,11 +11,11 @@ from fastapi.responses import JSONResponse, Response
 
 from trendflow.api import runs as service
 from trendflow.api.deps import Conn, Context, CurrentUser
-from trendflow.api.schemas import HealthOut, RunIn, RunStatusOut
+from trendflow.api.errors import error_responses
+from trendflow.api.schemas import ErrorOut, HealthOut, RunIn, RunStatusOut
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.errors import EndpointDisabled, ServiceUnavailable, TimeoutExceeded, TrendflowError
 from trendflow.metrics import get_metrics, render_latest
-from trendflow.triton.client import TritonClient
 
 router = APIRouter(tags=["system"])
 
@@ -39,7 +39,14 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
+_HEALTH_503 = {
+    "model": HealthOut | ErrorOut,
+    "description": "A check failed (the health body) or the replica is overloaded (`overloaded`)",
+    "headers": error_responses(503)[503]["headers"],
+}
+
+
+@router.get("/health", response_model=HealthOut, responses={503: _HEALTH_503})
 async def health(ctx: Context) -> JSONResponse:
     """Database, scheduler, result store and Triton, each reported; 503 if any is down."""
 
@@ -63,12 +70,7 @@ async def health(ctx: Context) -> JSONResponse:
         cfg = ctx.settings.triton
         if not cfg.enabled:
             return {"enabled": False}
-        client = TritonClient.from_settings(cfg)
-        try:
-            ready = await asyncio.to_thread(client.server_ready)
-        finally:
-            client.close()
-        if not ready:
+        if not await ctx.model_serving.ready(fresh=True):
             raise ServiceUnavailable(f"Triton at {cfg.url} ({cfg.protocol}) is not ready")
         return {"url": cfg.url, "protocol": cfg.protocol}
 
@@ -87,7 +89,8 @@ async def metrics() -> Response:
     return Response(render_latest(), media_type="text/plain; version=0.0.4")
 
 
-@router.post("/process/sync", response_model=RunStatusOut)
+@router.post("/process/sync", response_model=RunStatusOut,
+             responses=error_responses(402, 404, 409, 422, 429, 504))
 async def process_sync(body: RunIn, user: CurrentUser, conn: Conn, ctx: Context) -> RunStatusOut:
     """Development only (``TRENDFLOW_API__SYNC_ENDPOINT_ENABLED``): create a run and wait for
     it to finish (at most ``sync_timeout_s``, 5 minutes)."""

@@ -4,10 +4,17 @@ Only counts and ratios are stored — never the text itself (DESIGN.md §9: no r
 artifacts or logs). Time-of-publication features use the source's UTC ``published_at``; when the
 source does not say (most uploads), ``publish_weekday`` and ``publish_hour`` hold
 :data:`UNKNOWN` (-1) and ``publish_known`` is false.
+
+The forecast also reads the YouTube category (``category_id``; yt-dlp gives its name, mapped with
+:data:`YOUTUBE_CATEGORIES`), the language (``language_index`` into :data:`LANGUAGES`) and the
+channel size (``channel_follower_count``, what yt-dlp reports or the uploader types); each is
+:data:`UNKNOWN` when the source does not say. A metadata-only run — labelled videos without a
+file, see :func:`metadata_only_video` — has ``video_probed`` false and NaN / -1 for the format.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from datetime import UTC
@@ -22,9 +29,42 @@ from trendflow.pipeline.components.base import (
     Input,
     Resources,
 )
+from trendflow.pipeline.types import VideoInfo, VideoMeta
 
 UNKNOWN = -1
-"""Sentinel of ``publish_weekday`` / ``publish_hour`` when the publication time is unknown."""
+"""Sentinel of the integer keys (publish time, category, language, channel size) when unknown."""
+
+YOUTUBE_CATEGORIES: dict[str, int] = {
+    "Film & Animation": 1, "Autos & Vehicles": 2, "Music": 10, "Pets & Animals": 15,
+    "Sports": 17, "Short Movies": 18, "Travel & Events": 19, "Gaming": 20, "Videoblogging": 21,
+    "People & Blogs": 22, "Comedy": 23, "Entertainment": 24, "News & Politics": 25,
+    "Howto & Style": 26, "Education": 27, "Science & Technology": 28,
+    "Nonprofits & Activism": 29, "Movies": 30, "Shows": 43, "Trailers": 44,
+}
+"""YouTube's category names (as yt-dlp reports them) → their numeric ids."""
+
+LANGUAGES: tuple[str, ...] = (
+    "en", "ru", "es", "pt", "hi", "de", "fr", "ja", "ko", "ar", "id", "tr", "it", "vi", "zh",
+    "pl", "uk", "th", "nl",
+)
+"""``language_index`` i means ``LANGUAGES[i]``; ``len(LANGUAGES)`` is any other language."""
+
+
+def language_index(language: str | None) -> int:
+    """Index of a BCP-47 language's primary subtag in :data:`LANGUAGES` (-1 unknown)."""
+    if not language:
+        return UNKNOWN
+    primary = language.split("-")[0].lower()
+    return LANGUAGES.index(primary) if primary in LANGUAGES else len(LANGUAGES)
+
+
+def metadata_only_video(meta: VideoMeta) -> VideoInfo:
+    """The :class:`VideoInfo` of a metadata-only run (no file): nothing probed, 0×0."""
+    return VideoInfo(
+        duration_s=float(meta.duration_s) if meta.duration_s is not None else math.nan,
+        fps=math.nan, width=0, height=0, has_audio=False, video_codec="", audio_codec=None,
+        container="", source="youtube",
+    )
 
 _LINK = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _HASHTAG = re.compile(r"(?<!\w)#\w+")
@@ -78,13 +118,14 @@ class MetadataFeatures(Component):
     """
 
     NAME: ClassVar[str] = "metadata_features"
-    SCHEMA_VERSION: ClassVar[int] = 1
-    PRODUCER_VERSION: ClassVar[str] = "1.0.0"
+    SCHEMA_VERSION: ClassVar[int] = 2
+    PRODUCER_VERSION: ClassVar[str] = "2.0.0"
     RESOURCES: ClassVar[Resources] = Resources(cpus=1.0, memory_mb=64)
     TIER: ClassVar[int] = 0
     INPUTS: ClassVar[frozenset[Input]] = frozenset({Input.METADATA})
     DESCRIPTION: ClassVar[str] = (
-        "Title/description/tags statistics, duration, resolution, aspect, fps, publish time."
+        "Title/description/tags statistics, duration, resolution, aspect, fps, publish time, "
+        "category, language, channel size."
     )
 
     @classmethod
@@ -114,6 +155,21 @@ class MetadataFeatures(Component):
             "publish_hour": ArraySpec(
                 "int64", (), "UTC hour of publication, 0–23; -1 if unknown.", "hour"
             ),
+            "video_probed": ArraySpec(
+                "bool", (), "A file was probed (false: metadata-only; format keys NaN / -1).",
+                None,
+            ),
+            "category_id": ArraySpec(
+                "int64", (), "YouTube category id (22 = People & Blogs, …); -1 if unknown.", None
+            ),
+            "language_index": ArraySpec(
+                "int64", (),
+                "Index of the language in " + ", ".join(LANGUAGES) + f"; {len(LANGUAGES)} = "
+                "another language; -1 if unknown.", None,
+            ),
+            "channel_follower_count": ArraySpec(
+                "int64", (), "Subscribers of the channel; -1 if unknown.", "count"
+            ),
         }
         return specs
 
@@ -130,15 +186,18 @@ class MetadataFeatures(Component):
         published = meta.published_at
         if published is not None and published.tzinfo is not None:
             published = published.astimezone(UTC)  # naive datetimes are UTC by contract
+        probed = video.width > 0 and video.height > 0
         arrays |= {
             "tags_count": np.array(len(meta.tags), dtype=np.int64),
             "tags_mean_chars": np.array(
                 float(np.mean(tag_lengths)) if tag_lengths else 0.0, dtype=np.float64
             ),
             "duration_s": np.array(video.duration_s, dtype=np.float64),
-            "width": np.array(video.width, dtype=np.int64),
-            "height": np.array(video.height, dtype=np.int64),
-            "aspect_ratio": np.array(video.width / video.height, dtype=np.float64),
+            "width": np.array(video.width if probed else UNKNOWN, dtype=np.int64),
+            "height": np.array(video.height if probed else UNKNOWN, dtype=np.int64),
+            "aspect_ratio": np.array(
+                video.width / video.height if probed else math.nan, dtype=np.float64
+            ),
             "is_vertical": np.array(video.height > video.width),
             "fps": np.array(video.fps, dtype=np.float64),
             "has_audio": np.array(bool(video.has_audio)),
@@ -147,5 +206,14 @@ class MetadataFeatures(Component):
                 published.weekday() if published else UNKNOWN, dtype=np.int64
             ),
             "publish_hour": np.array(published.hour if published else UNKNOWN, dtype=np.int64),
+            "video_probed": np.array(probed),
+            "category_id": np.array(
+                meta.category_id if meta.category_id is not None else UNKNOWN, dtype=np.int64
+            ),
+            "language_index": np.array(language_index(meta.language), dtype=np.int64),
+            "channel_follower_count": np.array(
+                meta.channel_follower_count if meta.channel_follower_count is not None
+                else UNKNOWN, dtype=np.int64,
+            ),
         }
         return ComponentResult(arrays)

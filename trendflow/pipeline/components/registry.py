@@ -30,6 +30,7 @@ _CATALOG: dict[str, str] = {
     "speech_activity": "speech_activity:SpeechActivity",
     "transcript": "transcript:Transcript",
     "image_embeddings": "image_embeddings:ImageEmbeddings",
+    "popularity_prediction": "popularity_prediction:PopularityPrediction",
 }
 
 
