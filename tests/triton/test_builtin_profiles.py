@@ -86,7 +86,7 @@ async def test_the_prediction_profile_forecasts_on_triton_and_validates(
     conn: asyncpg.Connection, triton_server: TritonServer, media: MediaLibrary, tmp_path: Path
 ) -> None:
     prediction = (await _profiles(conn))["prediction"]
-    config = profile_config(prediction)
+    config = prediction.config()
     clip = media.clip("face")
     meta = VideoMeta(title="How I cook pasta in 10 minutes", description="Easy dinner",
                      tags=("pasta", "cooking"), category_id=26, channel_follower_count=12000)
@@ -97,7 +97,7 @@ async def test_the_prediction_profile_forecasts_on_triton_and_validates(
     manifest = await run_local(
         identity, config, UploadSource(clip.path, meta), store, tmp_path / "work",
         settings=Settings(data_dir=tmp_path / "data"),
-        model_mapping=pinned_models(prediction),
+        model_mapping=prediction.pinned_models(),
         services={"triton": triton_server.client()},
     )
     statuses = {n: (r.status, r.error) for n, r in manifest.components.items()}
