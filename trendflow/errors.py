@@ -9,7 +9,8 @@ boundaries, so every class pickles with its message and details intact.
     TrendflowError (500 internal_error)
     ├── ConfigError (500 config_error)                  settings / profile that cannot work
     │   ├── RunUnschedulable (500 run_unschedulable)    needs more than the idle cluster has
-    │   └── ModelServingDisabled (422 model_serving_disabled) no model server in this deployment
+    │   ├── ModelServingDisabled (422 model_serving_disabled) no model server in this deployment
+    │   └── LlmNotConfigured (422 llm_not_configured)  engine "llm" but no LLM gateway set up
     ├── InputError (400 invalid_input)                  the request itself is wrong
     │   ├── InvalidVideoUrl (400 invalid_video_url)
     │   ├── InvalidIdentifier (400 invalid_identifier)
@@ -51,6 +52,12 @@ boundaries, so every class pickles with its message and details intact.
     ├── StorageError (503 storage_error)
     ├── DatabaseError (503 database_error)
     ├── TimeoutExceeded (504 timeout_exceeded)          a run/component/segment time budget ran out
+    ├── RenderError (502 render_failed)                 the written analysis could not be made
+    │   ├── RenderInvalid (502 render_invalid)          the model's text failed the validator twice
+    │   ├── LlmRateLimited (429 llm_rate_limited)       the LLM endpoint said 429: try later
+    │   ├── LlmUnavailable (503 llm_unavailable)        no answer: down, refused, 5xx after retries
+    │   ├── LlmTimeout (504 llm_timeout)                no answer within llm.timeout_s (retried)
+    │   └── LlmBadResponse (502 llm_bad_response)       an answer that is not the protocol's JSON
     └── TransientError (503 transient_error)            safe to retry with backoff
         ├── ServiceUnavailable (503 service_unavailable)
         │   └── ModelServingUnavailable (503 model_serving_unavailable)  Triton not ready now
@@ -103,6 +110,13 @@ class ModelServingDisabled(ConfigError):
     """A permanent property of the deployment (not a fault): retrying cannot help."""
 
     code = "model_serving_disabled"
+    status = 422
+
+
+class LlmNotConfigured(ConfigError):
+    """A profile renders with ``engine: llm`` but this deployment has no LLM gateway."""
+
+    code = "llm_not_configured"
     status = 422
 
 
@@ -295,6 +309,41 @@ class DatabaseError(TrendflowError):
 class TimeoutExceeded(TrendflowError):
     code = "timeout_exceeded"
     status = 504
+
+
+class RenderError(TrendflowError):
+    """The written analysis failed; the run's component results are kept and nothing is charged
+    for the render."""
+
+    code = "render_failed"
+    status = 502
+
+
+class RenderInvalid(RenderError):
+    """Details: ``problems`` (the validator's complaints of the last attempt), ``attempts``."""
+
+    code = "render_invalid"
+
+
+class LlmRateLimited(RenderError):
+    """Details: ``retry_after_s`` (the endpoint's ``Retry-After``, the API's too)."""
+
+    code = "llm_rate_limited"
+    status = 429
+
+
+class LlmUnavailable(RenderError):
+    code = "llm_unavailable"
+    status = 503
+
+
+class LlmTimeout(RenderError):
+    code = "llm_timeout"
+    status = 504
+
+
+class LlmBadResponse(RenderError):
+    code = "llm_bad_response"
 
 
 class TransientError(TrendflowError):

@@ -206,10 +206,8 @@ def sample_gpu_utilization(metrics: Metrics | None = None) -> int:
 
     Machines without an NVIDIA driver have no GPUs to report: 0, and nothing is set.
     """
-    try:
-        from ray._private.thirdparty import pynvml
-    except ImportError:  # Ray is the only dependency that ships NVML bindings
-        return 0
+    import pynvml  # nvidia-ml-py, NVIDIA's own bindings (a declared dependency)
+
     try:
         pynvml.nvmlInit()
     except pynvml.NVMLError:

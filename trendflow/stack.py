@@ -22,6 +22,14 @@ it holds the local admin token) and, on ``SIGTERM`` (``trendflow down``), stops 
 pieces through their APIs: Serve, the scheduler, ``ray.shutdown()`` (which ends the Ray processes
 this supervisor started — never ``ray stop``), Triton by PID, PostgreSQL with ``pg_ctl`` if it
 started it. Should the supervisor not exit, ``down`` ends the recorded PIDs one by one.
+
+Crashes: a Triton that exits while the stack runs is started again by the supervisor on the same
+ports (at most ``triton.restart_attempts`` times per ``triton.restart_window_s``, with doubling
+backoff, every step logged). A supervisor that died without stopping its pieces (``kill -9``, an
+OOM kill) leaves its state file behind; the next ``up`` (or ``down``) reads it and stops exactly
+the recorded orphans — Ray's processes and agents (each checked by its recorded start time, so a
+reused PID is never signalled), Triton (by its PID file, checked to be a
+tritonserver), PostgreSQL if it had started it — and removes the Ray temp folder.
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ from typing import Any, cast
 import httpx
 from pydantic import SecretStr
 
-from trendflow.errors import ConfigError, ServiceUnavailable
+from trendflow.errors import ConfigError, ServiceUnavailable, TrendflowError
 from trendflow.processes import log_tail, pid_alive
 from trendflow.settings import Settings, get_settings
 
@@ -74,6 +82,12 @@ def log_path(settings: Settings) -> Path:
     return stack_dir(settings) / "stack.log"
 
 
+def triton_dir(settings: Settings) -> Path:
+    """Where the stack's Triton keeps its PID file and log (``trendflow triton down`` looks
+    here too)."""
+    return stack_dir(settings) / "triton"
+
+
 @dataclass
 class StackState:
     """What a supervisor started; written as JSON after every step."""
@@ -89,8 +103,14 @@ class StackState:
     replica_urls: list[str] = field(default_factory=list)
     serve_env: dict[str, str] = field(default_factory=dict)
     dashboard_url: str | None = None
+    # Ray's per-node metrics endpoint (Prometheus text; TrendFlow's metrics as ray_trendflow_*).
+    ray_metrics_url: str | None = None
     ray_address: str | None = None
     ray_pids: list[int] = field(default_factory=list)
+    # Every Ray process of the stack seen so far (the ones above, the agents and workers the
+    # raylet started) → its start time, so that a PID reused since is never signalled. The
+    # agents outlive a killed supervisor (they are not in ray_pids).
+    ray_processes: dict[str, float] = field(default_factory=dict)
     ray_temp_dir: str | None = None
     ray_cpus: float | None = None
     postgres: dict[str, Any] = field(default_factory=dict)
@@ -100,6 +120,8 @@ class StackState:
     admin_email: str | None = None
     admin_token: str | None = None
     error: str | None = None
+    # What `up` stopped of a crashed earlier supervisor before starting this one.
+    recovered: list[str] = field(default_factory=list)
 
     @property
     def docs_url(self) -> str | None:
@@ -187,6 +209,9 @@ class _Supervisor:
                                 data_dir=str(self.settings.data_dir), started_at=time.time())
         self._scheduler: Any = None
         self._stop = threading.Event()
+        self._triton_restarts: list[float] = []  # monotonic times of restarts in the window
+        self._triton_next_try = 0.0
+        self._triton_gave_up = False
 
     def log(self, message: str) -> None:
         print(f"{_LOG_PREFIX}{message}", flush=True)
@@ -287,7 +312,7 @@ class _Supervisor:
             self.log(f"triton: model {i}/{len(names)} {name} {reports[-1].status}")
         built = [r.name for r in reports if r.status != "up_to_date"]
         self.log(f"triton: models {'built: ' + ', '.join(built) if built else 'up to date'}")
-        work = stack_dir(s) / "triton"
+        work = triton_dir(s)
         info = start_server(s.triton.repository, work, http_port=_free_port(),
                             grpc_port=_free_port(), metrics_port=_free_port(),
                             model_config_name=s.triton.model_config_name,
@@ -360,10 +385,23 @@ class _Supervisor:
                 if info.process is not None]
         self.state.ray_address = ctx.address_info["address"]
         self.state.ray_pids = pids
+        self.record_ray_processes()
         self.state.ray_cpus = cpus
         self.state.dashboard_url = "http://" + str(ctx.dashboard_url)
+        self.state.ray_metrics_url = f"http://127.0.0.1:{node.metrics_export_port}/metrics"
         self.log(f"ray: {self.state.ray_address}, dashboard {self.state.dashboard_url}, "
                  f"{cpus:g} logical CPUs, planning {self.settings.runtime.planning_cpus:g} cores")
+
+    def record_ray_processes(self) -> None:
+        """Add the Ray processes alive now (``ray_pids`` and their descendants) to the state."""
+        import psutil
+
+        for pid in self.state.ray_pids:
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                for p in (proc, *proc.children(recursive=True)):
+                    with contextlib.suppress(psutil.Error):
+                        self.state.ray_processes[str(p.pid)] = p.create_time()
 
     def start_scheduler(self) -> None:
         from trendflow.actors.scheduler import start_scheduler
@@ -403,6 +441,57 @@ class _Supervisor:
                 f"{self.state.proxy_url}" if replica_ports else "through Serve's proxy")
         self.log(f"api: {url} (docs {url}/docs; {mode})")
 
+    def watch_triton(self) -> None:
+        """Start Triton again, on the same ports, if the one this stack started has exited.
+
+        Bounded: at most ``restart_attempts`` restarts within ``restart_window_s``, the k-th
+        waiting ``restart_backoff_s × 2^(k-1)`` after the one before; past that the stack leaves
+        Triton down (runs that need it are refused with ``model_serving_unavailable``) and
+        says so once.
+        """
+        from trendflow.triton.server import read_server, server_alive, start_server
+
+        tr = self.state.triton
+        if not tr.get("started") or self._stop.is_set():
+            return
+        work = Path(tr["work_dir"])
+        info = read_server(work)
+        if info is not None and server_alive(info):
+            return
+        cfg = self.settings.triton
+        now = time.monotonic()
+        self._triton_restarts = [t for t in self._triton_restarts
+                                 if now - t < cfg.restart_window_s]
+        if len(self._triton_restarts) >= cfg.restart_attempts:
+            if not self._triton_gave_up:
+                self._triton_gave_up = True
+                self.log(f"triton: exited; {len(self._triton_restarts)} restarts in the last "
+                         f"{cfg.restart_window_s:g} s already, not restarting again "
+                         f"(TRENDFLOW_TRITON__RESTART_ATTEMPTS); see {tr.get('log')}")
+            return
+        if now < self._triton_next_try:
+            return
+        self._triton_gave_up = False
+        self._triton_restarts.append(now)
+        n = len(self._triton_restarts)
+        backoff = cfg.restart_backoff_s * 2 ** (n - 1)
+        self._triton_next_try = now + backoff  # also spaces out a crash loop
+        self.log(f"triton: pid {tr.get('pid')} exited; restart {n}/{cfg.restart_attempts} on "
+                 "the same ports")
+        try:
+            new = start_server(cfg.repository, work, http_port=cfg.http_port,
+                               grpc_port=cfg.grpc_port, metrics_port=cfg.metrics_port,
+                               model_config_name=cfg.model_config_name,
+                               timeout_s=cfg.startup_timeout_s)
+        except TrendflowError as exc:
+            self.log(f"triton: restart {n} failed ({exc.code}: {str(exc).splitlines()[0]}); "
+                     f"next try in {backoff:g} s")
+            return
+        tr["pid"] = new.pid
+        tr["restarts"] = int(tr.get("restarts", 0)) + 1
+        self.save()
+        self.log(f"triton: restarted, pid {new.pid}, {tr['url']}")
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     def _on_signal(self) -> None:
@@ -432,11 +521,12 @@ class _Supervisor:
             self.save()
             self.start_scheduler()
             self.start_serve()
+            self.record_ray_processes()  # the actors' workers and Serve's, now started
             self.state.phase = "ready"
             self.save()
             self.log("ready")
             while not self._stop.wait(1.0):
-                pass
+                self.watch_triton()
         except BaseException as exc:
             self.state.phase = "failed"
             self.state.error = f"{type(exc).__name__}: {exc}"
@@ -464,10 +554,9 @@ class _Supervisor:
                     ray.kill(self._scheduler, no_restart=True)
             with _step(self, "ray"):
                 ray.shutdown()
-        if self.state.ray_temp_dir:
-            import shutil
-
-            shutil.rmtree(self.state.ray_temp_dir, ignore_errors=True)
+        # Only once every Ray process has exited: one still shutting down writes into it.
+        _wait_gone([p for p in self.state.ray_pids if pid_alive(p)], 30.0)
+        _remove_temp(self.state)
         if self.state.triton.get("started"):
             from trendflow.triton.server import stop_server
 
@@ -525,9 +614,15 @@ def up(settings: Settings, *, triton: str = "auto", profile: str = "fast",
                           f"{existing.supervisor_pid}); `trendflow status` or `trendflow down`")
     path, log = state_path(settings), log_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
+    recovered = recover(settings)
+    if recovered:
+        with open(log, "a") as out:
+            out.writelines(f"[up] {line}\n" for line in recovered)
+    # This Python's bin first on PATH: Ray's job agent runs `ray job submit -- python -m
+    # trendflow.jobs.…` with the `python` it finds there, which must be the one with TrendFlow.
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     child_env = {**os.environ, **(env or {}), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-                 "TRENDFLOW_DATA_DIR": str(settings.data_dir.resolve())}
+                 "TRENDFLOW_DATA_DIR": str(settings.data_dir.resolve()), "PATH": search}
     offset = log.stat().st_size if log.exists() else 0
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -542,6 +637,7 @@ def up(settings: Settings, *, triton: str = "auto", profile: str = "fast",
         state = StackState.load(path)
         if state is not None and state.supervisor_pid == proc.pid:
             if state.phase == "ready":
+                state.recovered = recovered
                 return state
             if state.phase == "failed":
                 proc.wait(timeout=120)
@@ -604,11 +700,60 @@ def down(settings: Settings, *, timeout_s: float = 120.0) -> list[str]:
             lines.append(f"supervisor {state.supervisor_pid} did not exit in {timeout_s:.0f} s: "
                          "killed")
     # The supervisor is gone but its pieces may not be: end each recorded one.
-    for pid in state.ray_pids:
-        if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            lines.append(f"ray process {pid}: terminated")
+    lines += stop_recorded(state)
+    path.unlink(missing_ok=True)
+    lines.append("state file removed")
+    return lines
+
+
+def recover(settings: Settings) -> list[str]:
+    """Stop what a supervisor of this data dir that died without shutting down left running.
+
+    Reads its state file (a live supervisor's is left alone); returns what was done, and
+    removes the file. ``up`` calls it first, so a crashed stack never blocks the next one.
+    """
+    path = state_path(settings)
+    state = StackState.load(path)
+    if state is None or pid_alive(state.supervisor_pid):
+        return []
+    lines = stop_recorded(state)
+    path.unlink(missing_ok=True)
+    if lines:
+        lines.insert(0, f"supervisor {state.supervisor_pid} (phase {state.phase}) had exited "
+                        "without stopping these:")
+    return lines
+
+
+def stop_recorded(state: StackState, *, grace_s: float = 15.0) -> list[str]:
+    """End every piece ``state`` records that still runs, by PID; what was done, line by line.
+
+    For a stack whose supervisor is gone. A Ray process counts only if its command line names
+    the stack's Ray temp folder (a PID reused since then is not ours); its children (the
+    actors' worker processes) are ended with it.
+    """
+    import psutil
+
+    lines: list[str] = []
+    ray_procs: dict[int, psutil.Process] = {}
+    for pid in {*state.ray_pids, *(int(p) for p in state.ray_processes)}:
+        proc = _stack_ray_process(pid, state)
+        if proc is None:
+            continue
+        ray_procs[pid] = proc
+        with contextlib.suppress(psutil.Error):
+            for child in proc.children(recursive=True):
+                ray_procs.setdefault(child.pid, child)
+    for proc in ray_procs.values():
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(list(ray_procs.values()), timeout=grace_s)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=5)
+    if ray_procs:
+        lines.append(f"ray: {len(ray_procs)} processes stopped"
+                     + (f" ({len(alive)} needed SIGKILL)" if alive else ""))
     if state.triton.get("started"):
         from trendflow.triton.server import stop_server
 
@@ -619,9 +764,43 @@ def down(settings: Settings, *, timeout_s: float = 120.0) -> list[str]:
 
         if embedded.stop(Path(state.postgres["pgdata"])):
             lines.append("postgres: stopped")
-    path.unlink(missing_ok=True)
-    lines.append("state file removed")
+    if _remove_temp(state):
+        lines.append(f"ray temp folder {state.ray_temp_dir}: removed")
     return lines
+
+
+def _stack_ray_process(pid: int, state: StackState) -> Any:
+    """The live ``psutil.Process`` if ``pid`` is still the stack's Ray process, else None: its
+    start time is the recorded one, or (not recorded) its command line names the stack's Ray
+    temp folder."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        started = state.ray_processes.get(str(pid))
+        if started is not None:
+            return proc if abs(proc.create_time() - started) < 0.01 else None
+        temp = state.ray_temp_dir
+        return proc if temp and any(temp in part for part in proc.cmdline()) else None
+    except psutil.Error:
+        return None
+
+
+def _wait_gone(pids: list[int], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _remove_temp(state: StackState) -> bool:
+    """Remove the stack's Ray temp folder; True if there was one."""
+    import shutil
+
+    temp = state.ray_temp_dir
+    if not temp or not Path(temp).exists():
+        return False
+    shutil.rmtree(temp, ignore_errors=True)
+    return True
 
 
 def status(settings: Settings) -> tuple[bool, list[tuple[str, str, str]]]:

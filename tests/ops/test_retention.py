@@ -29,6 +29,8 @@ from trendflow.pipeline.components.ocr_text import OcrText
 from trendflow.pipeline.frames_archive import archive_chunk, read_archive
 from trendflow.pipeline.types import FrameChunk, Timeline
 from trendflow.settings import Settings
+from trendflow.storage.base import ResultStore
+from trendflow.storage.factory import open_store
 from trendflow.storage.keys import artifact_key, manifest_key, run_prefix
 from trendflow.storage.local import LocalStore
 
@@ -63,7 +65,7 @@ def _ocr_arrays(raw: bool) -> dict[str, np.ndarray]:
 
 
 async def _write_run(
-    store: LocalStore, *, age_days: float, raw_text: bool, frames: bool = True
+    store: ResultStore, *, age_days: float, raw_text: bool, frames: bool = True
 ) -> RunIdentity:
     """A finished run created ``age_days`` before NOW, with an ocr_text artifact and frames."""
     identity = RunIdentity.create(platform_id="youtube", video_id="dQw4w9WgXcQ",
@@ -88,7 +90,7 @@ async def _write_run(
     return identity
 
 
-async def _write_frames(store: LocalStore, run_id: str) -> None:
+async def _write_frames(store: ResultStore, run_id: str) -> None:
     rng = np.random.default_rng(0)
     for index in range(2):
         chunk = FrameChunk(
@@ -106,7 +108,9 @@ def _prefix(identity: RunIdentity) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data")  # frames: 7 days, raw text: 60 days
+    # frames: 7 days; raw text allowed, for 60 days
+    return Settings(data_dir=tmp_path / "data",
+                    retention={"store_raw_ocr_text": True})  # type: ignore[arg-type]
 
 
 async def test_old_frames_and_old_raw_text_go_new_ones_stay(
@@ -276,3 +280,34 @@ async def test_a_pass_interrupted_between_file_and_manifest_is_finished_next_tim
     assert [s.key for s in report.raw_text_stripped] == [key]
     assert await store.get_bytes(key) == rewritten
     assert await validate_run(store, _prefix(ancient)) == []
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+async def test_turning_raw_text_off_removes_what_was_stored(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """With the policy off, stored raw text of any age goes (dry run first), on disk and S3."""
+    storage: dict[str, object] = {"backend": "local", "local_root": tmp_path / "store"}
+    if backend == "s3":
+        target = request.getfixturevalue("s3_bucket")
+        storage = {"backend": "s3", "s3_bucket": target.bucket,
+                   "s3_endpoint_url": target.endpoint_url,
+                   "s3_access_key_id": target.access_key_id,
+                   "s3_secret_access_key": target.secret_access_key}
+    off = Settings(data_dir=tmp_path / "data", storage=storage,  # type: ignore[arg-type]
+                   retention={"store_raw_ocr_text": False})  # type: ignore[arg-type]
+    store = open_store(off)
+    yesterday = await _write_run(store, age_days=1, raw_text=True, frames=False)
+    key = artifact_key("youtube", "dQw4w9WgXcQ", yesterday.run_id, "ocr_text")
+
+    dry = await retention.apply_retention(store, off, now=NOW, dry_run=True)
+    assert [s.run_id for s in dry.raw_text_stripped] == [yesterday.run_id]
+    assert b"SALE -50%" in _members_text(await store.get_bytes(key))  # nothing changed yet
+
+    report = await retention.apply_retention(store, off, now=NOW)
+    assert [s.run_id for s in report.raw_text_stripped] == [yesterday.run_id]
+    assert b"SALE -50%" not in _members_text(await store.get_bytes(key))
+    manifest = await load_manifest(store, manifest_key("youtube", "dQw4w9WgXcQ",
+                                                       yesterday.run_id))
+    assert "storing raw text is turned off" in manifest.components["ocr_text"].notes[0]
+    assert await validate_run(store, _prefix(yesterday)) == []

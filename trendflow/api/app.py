@@ -27,15 +27,25 @@ from trendflow.api.context import ApiContext, RaySchedulerLink, SchedulerLink
 from trendflow.api.docs import install_docs
 from trendflow.api.errors import install_error_handlers
 from trendflow.api.openapi import install_openapi
-from trendflow.api.routes import admin, me, profiles, runs, system, uploads, videos
+from trendflow.api.routes import (
+    admin,
+    forecast,
+    me,
+    profiles,
+    report,
+    runs,
+    system,
+    uploads,
+    videos,
+)
 from trendflow.api.serving import bind_internal_grpc_to_loopback, check_serve_environment
 from trendflow.api.shedding import LoadShedder
 from trendflow.api.webhooks import WebhookDispatcher
 from trendflow.contracts.identity import dataprocessor_version
 from trendflow.db import connect_and_migrate
 from trendflow.settings import Settings, get_settings
-from trendflow.web import install_studio
 from trendflow.storage.factory import open_store
+from trendflow.web import install_studio
 
 ContextFactory = Callable[[], Awaitable[ApiContext]]
 
@@ -101,7 +111,7 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app)
     install_docs(app)
-    for module in (uploads, runs, videos, profiles, me, admin, system):
+    for module in (uploads, runs, report, forecast, videos, profiles, me, admin, system):
         app.include_router(module.router)
     install_studio(app)  # last: the Studio at "/" never shadows a route
     if shedding is not None:

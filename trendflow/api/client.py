@@ -43,6 +43,7 @@ class AnalysisResult:
     artifacts: str | None
     findings: dict[str, list[str]] = field(default_factory=dict)
     report: list[str] = field(default_factory=list)
+    forecast: dict[str, Any] | None = None  # GET /api/runs/{id}/forecast, when the run has one
     problems: list[str] | None = None  # None: validation not possible from here
     wall_s: float = 0.0
     studio_url: str | None = None  # the run's result page in the Studio
@@ -201,6 +202,9 @@ def analyze(
             result.findings = key_findings(res["components"])
             rep = _raise_for(http.get(f"/api/runs/{run_id}/report"), "report")
             result.report = list(rep["sentences"])
+            if "popularity_prediction" in res["components"]:
+                result.forecast = _raise_for(http.get(f"/api/runs/{run_id}/forecast"),
+                                             "forecast")
             r = res["run"]
             source_run = r.get("reused_from_run_id") or run_id
             from trendflow.storage.keys import run_prefix
@@ -239,6 +243,14 @@ def print_summary(res: AnalysisResult, out: Print = print) -> None:
         out(f"artifacts: {res.artifacts}")
     for name, lines in res.findings.items():
         out(f"  {name}: " + ("; ".join(lines) if lines else "(no scalar findings)"))
+    if res.forecast:
+        fc = res.forecast
+        out(f"forecast ({fc['model']}): {fc['display']['views']}")
+        out(f"          {fc['display']['likes']}")
+        for w in fc["whatifs"][:3]:
+            out(f"  what if {w['label']}: median {w['views']['p50']:,.0f} views "
+                f"({w['change_p50_views']:+,.0f}; 80 % {w['views']['p10']:,.0f} – "
+                f"{w['views']['p90']:,.0f})")
     if res.report:
         out("report (template):")
         for sentence in res.report:

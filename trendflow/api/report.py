@@ -108,7 +108,21 @@ def _metadata(a: Arrays) -> list[str]:
     return out
 
 
+def _forecast(a: Arrays) -> list[str]:
+    from trendflow.forecast.present import forecast_json, short_count
+
+    doc = forecast_json(a, None)
+    out = [f"Forecast: {doc['display']['views']}; {doc['display']['likes']}."]
+    for w in doc["whatifs"][:3]:
+        ratio = w["change_p50_ratio"]
+        change = f" ({100 * (ratio - 1):+.0f} %)" if ratio is not None else ""
+        out.append(f"With {w['label']}, the median forecast would be "
+                   f"{short_count(w['views']['p50'])} views{change}.")
+    return out
+
+
 RULES: dict[str, Callable[[Arrays], list[str]]] = {
+    "popularity_prediction": _forecast,
     "metadata_features": _metadata,
     "shot_detection": _shots,
     "color_stats": _color,

@@ -8,9 +8,11 @@ Two rules, applied to the configured result store (local directory or S3 bucket)
   manifest in the store (an orphan) is reported, and deleted only with ``--delete-orphans``.
 - **Raw text**: an artifact that holds raw user text (``ocr_text`` with ``raw_text_stored`` true)
   loses that text once its component finished more than ``retention.raw_text_max_days`` (at most
-  60) days ago. The NPZ is rewritten exactly as the component writes it when the policy forbids
-  raw text — text buffer empty, spans ``[0, 0]``, the flag false — while every other key (boxes,
-  lengths, sha256 hashes, the embedding) and its ``meta`` stay as they were. The manifest then
+  60) days ago — or at once, whatever its age, while ``retention.store_raw_ocr_text`` is off
+  (turning the policy off removes the text stored under it). The NPZ is rewritten exactly as
+  the component writes it when the policy forbids raw text — text buffer empty, spans
+  ``[0, 0]``, the flag false — while every other key (boxes, lengths, sha256 hashes, the
+  embedding) and its ``meta`` stay as they were. The manifest then
   lists the new size and sha256 and gets a component note ``retention: raw text removed on
   <date> …``, so ``trendflow validate`` still passes and the manifest says what happened. The
   index rows of each rewritten run are then restored from its manifest (as ``trendflow index
@@ -190,7 +192,7 @@ async def _strip_raw_text(
     manifest: Manifest,
     cutoff: datetime,
     now: datetime,
-    max_days: int,
+    why: str,
     report: RetentionReport,
 ) -> None:
     changed = False
@@ -218,7 +220,7 @@ async def _strip_raw_text(
                 art.size, art.sha256 = len(stripped), hashlib.sha256(stripped).hexdigest()
                 record.notes.append(
                     f"{NOTE_PREFIX}{now.date().isoformat()} "
-                    f"(kept at most {max_days} days; lengths, hashes and embedding remain)"
+                    f"({why}; lengths, hashes and embedding remain)"
                 )
                 changed = True
             report.raw_text_stripped.append(
@@ -276,10 +278,13 @@ async def apply_retention(
     report.orphans_deleted = delete_orphans and not dry_run
 
     max_days = settings.retention.raw_text_max_days
-    text_cutoff = now - timedelta(days=max_days)
+    if settings.retention.store_raw_ocr_text:
+        text_cutoff, why = now - timedelta(days=max_days), f"kept at most {max_days} days"
+    else:  # the policy forbids raw text now: what was stored under it goes too
+        text_cutoff, why = now, "storing raw text is turned off"
     for run_id, (key, manifest) in manifests.items():
         try:
-            await _strip_raw_text(store, manifest, text_cutoff, now, max_days, report)
+            await _strip_raw_text(store, manifest, text_cutoff, now, why, report)
         except TrendflowError as exc:
             report.failures[key] = f"{exc.code}: {exc.message}"
             print(f"failed on run {run_id}: {exc.code}", flush=True)

@@ -34,8 +34,23 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    stopped = stop_server(_work_dir())
-    print("tritonserver stopped" if stopped else "no tritonserver was running")
+    """Stop the server of `triton up`, and the local stack's if that stack's supervisor is gone
+    (a running stack owns its Triton and would start it again: `trendflow down` stops it)."""
+    from trendflow import stack
+
+    settings = get_settings()
+    stopped = []
+    if stop_server(_work_dir()):
+        stopped.append(str(_work_dir()))
+    stack_work = stack.triton_dir(settings)
+    owner = stack.running_state(settings)
+    if owner is not None and read_server(stack_work) is not None:
+        print(f"the tritonserver in {stack_work} belongs to the running stack (supervisor pid "
+              f"{owner.supervisor_pid}); stop it with `trendflow down`")
+    elif stop_server(stack_work):
+        stopped.append(f"{stack_work} (left by a stack whose supervisor is gone)")
+    print("tritonserver stopped: " + ", ".join(stopped) if stopped
+          else "no tritonserver was running")
     return 0
 
 

@@ -255,6 +255,11 @@ def server_ready(info: ServerInfo) -> bool:
     return _alive(info.pid) and _ready(info.http_url)
 
 
+def server_alive(info: ServerInfo) -> bool:
+    """True while the recorded process lives and is a tritonserver (ready or not)."""
+    return _alive(info.pid)
+
+
 def stop_server(work_dir: Path, *, timeout_s: float = _EXIT_TIMEOUT_S + 10) -> bool:
     """Stop the server recorded in ``work_dir`` by its PID (SIGTERM, then SIGKILL).
 
@@ -300,5 +305,3 @@ def _ready(http_url: str) -> bool:
         return httpx.get(f"http://{http_url}/v2/health/ready", timeout=1.0).status_code == 200
     except httpx.HTTPError:
         return False
-
-

@@ -373,7 +373,9 @@ async function profilesView(editId) {
   }); });
   main.replaceChildren(el("section", { class: "panel", "aria-labelledby": "h-profiles" },
     el("h2", { id: "h-profiles", text: t("profiles") }),
-    el("div", { class: "table-wrap" }, el("table", { id: "profiles" }, list))), form);
+    el("div", { class: "table-wrap" }, el("table", { id: "profiles" },
+      el("thead", {}, el("tr", {}, ...["profile_id", "profile_name", "profile", "components", "edit"].map((k) => el("th", { text: t(k) })))),
+      list))), form);
   effect();
 }
 

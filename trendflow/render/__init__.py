@@ -1,0 +1,4 @@
+"""The written analysis: brief + recommendations, LLM gateway, prompts, validator, cache.
+
+See docs/render.md.
+"""

@@ -1,0 +1,242 @@
+"""The render stage: a run's results → its written analysis (``engine: llm`` or ``template``).
+
+:func:`render_brief` asks the LLM to rewrite the brief's statements one to one under a JSON
+schema (sections → sentences, the count fixed per section), validates the answer
+(:mod:`trendflow.render.validator`), retries once with the complaints, then fails with
+``render_invalid`` — never a silent template. :func:`run_report` is the report endpoint's body:
+the cached text of the same request, or a render made now and cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from trendflow.api import report as template
+from trendflow.contracts.manifest import Manifest
+from trendflow.contracts.npz import decode_npz
+from trendflow.contracts.profile import RenderSettings
+from trendflow.contracts.schemas import load_component_schema
+from trendflow.db.repositories import render_cache as cache_repo
+from trendflow.db.repositories import runs as runs_repo
+from trendflow.errors import ArtifactNotFound, LlmNotConfigured, RenderInvalid, RunNotReady
+from trendflow.render.brief import SECTION_TITLES, Brief, Locale, build_brief
+from trendflow.render.gateway import LlmGateway
+from trendflow.render.prompts import Prompt, load_prompt
+from trendflow.render.validator import validate
+from trendflow.settings import Settings
+from trendflow.storage.base import ResultStore
+from trendflow.storage.keys import artifact_key, manifest_key
+
+SENTENCES_DEFAULT = (50, 60)
+SENTENCES_ALLOWED = (20, 100)
+LOCALES: tuple[Locale, ...] = ("ru", "en")
+_LANGUAGE = {"ru": "Russian", "en": "English"}
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    sections: list[tuple[str, list[str]]]
+    prompt_tokens: int
+    completion_tokens: int
+    attempts: int  # LLM answers asked for (1, or 2 after a failed validation)
+    seconds: float
+    model: str
+    first_try_ok: bool
+    ungrounded: int
+
+
+def response_schema(brief: Brief) -> dict[str, Any]:
+    """The JSON schema of the answer: the brief's sections in order, each with exactly as many
+    sentences as it has statements."""
+    sections = [
+        {"type": "object", "additionalProperties": False, "required": ["id", "sentences"],
+         "properties": {"id": {"const": sid},
+                        "sentences": {"type": "array", "items": {"type": "string"},
+                                      "minItems": len(sts), "maxItems": len(sts)}}}
+        for sid, sts in brief.sections()
+    ]
+    return {"type": "object", "additionalProperties": False, "required": ["sections"],
+            "properties": {"sections": {"type": "array", "prefixItems": sections,
+                                        "minItems": len(sections), "maxItems": len(sections)}}}
+
+
+def _statements_text(brief: Brief) -> str:
+    lines = []
+    for sid, sts in brief.sections():
+        lines.append(f"[section {sid}]")
+        lines += [f"{st.id[1:]}. {st.text}" for st in sts]
+    return "\n".join(lines)
+
+
+def _answer_sections(content: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
+    out = []
+    for sec in content.get("sections") or []:
+        if isinstance(sec, dict):
+            sentences = [str(s).strip() for s in sec.get("sentences") or []]
+            out.append((str(sec.get("id")), sentences))
+    return out
+
+
+def render_brief(brief: Brief, prompt: Prompt, gateway: LlmGateway) -> Rendered:
+    """The brief written by the LLM and validated (one retry with the complaints)."""
+    language = _LANGUAGE[brief.locale]
+    messages = [
+        {"role": "system", "content": prompt.system.format(language=language)},
+        {"role": "user", "content": prompt.user.format(language=language,
+                                                        statements=_statements_text(brief))},
+    ]
+    schema = response_schema(brief)
+    tokens_in = tokens_out = 0
+    seconds = 0.0
+    first_ok = False
+    for attempt in (1, 2):
+        answer = gateway.complete_json(messages, schema)
+        tokens_in += answer.prompt_tokens
+        tokens_out += answer.completion_tokens
+        seconds += answer.seconds
+        sections = _answer_sections(answer.content)
+        verdict = validate(brief, sections)
+        if verdict.ok:
+            return Rendered(sections, tokens_in, tokens_out, attempt, seconds, answer.model,
+                            attempt == 1 or first_ok, verdict.ungrounded)
+        if attempt == 2:
+            raise RenderInvalid(
+                f"the model's text failed the validator twice ({len(verdict.problems)} "
+                f"problems)", problems=list(verdict.problems[:20]), attempts=2,
+                ungrounded=verdict.ungrounded)
+        messages += [
+            {"role": "assistant", "content": _dump(answer.content)},
+            {"role": "user", "content": prompt.retry.format(
+                problems="\n".join(f"- {p}" for p in verdict.problems[:20]))},
+        ]
+    raise AssertionError("unreachable")
+
+
+def _dump(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+def gateway_base_url(settings: Settings) -> str:
+    """The endpoint the gateway talks to: ``llm.base_url``, else the local server's."""
+    llm = settings.llm
+    if not llm.enabled:
+        raise LlmNotConfigured("this deployment has no LLM (TRENDFLOW_LLM__ENABLED=false): a "
+                               "profile with engine 'llm' cannot be rendered; use engine "
+                               "'template' or configure TRENDFLOW_LLM__BASE_URL")
+    return llm.base_url or f"http://127.0.0.1:{llm.port}/v1"
+
+
+def sentence_range(sentences: int | None) -> tuple[int, int]:
+    """The asked count (``sentences``: exactly that many) or the default range."""
+    if sentences is None:
+        return SENTENCES_DEFAULT
+    return sentences, sentences
+
+
+async def load_components(store: ResultStore, run: runs_repo.Run
+                          ) -> dict[str, tuple[str, str | None, dict[str, np.ndarray]]]:
+    """``{component: (status, empty_reason, arrays)}`` of a finished run's NPZ files."""
+    from trendflow.api.runs import artifact_run_id
+
+    if run.status != "ok":
+        raise RunNotReady(f"run {run.run_id} is {run.status}; a report needs a successful run",
+                          status=run.status)
+    source = artifact_run_id(run)
+    try:
+        raw = await store.get_bytes(manifest_key(run.platform_id, run.video_id, source))
+    except ArtifactNotFound:
+        raise RunNotReady(f"run {run.run_id} has no manifest in the store",
+                          status=run.status) from None
+    manifest = Manifest.from_json_bytes(raw)
+    parts: dict[str, tuple[str, str | None, dict[str, np.ndarray]]] = {}
+    for name, rec in sorted(manifest.components.items()):
+        if rec.status not in ("ok", "empty") or not rec.artifacts:
+            continue
+        data = await store.get_bytes(artifact_key(run.platform_id, run.video_id, source, name))
+        parts[name] = (rec.status, rec.empty_reason, decode_npz(data, where=f"{name}.npz").arrays)
+    return parts
+
+
+def template_report(run: runs_repo.Run, parts: Mapping[str, tuple[str, str | None,
+                                                                  dict[str, np.ndarray]]]
+                    ) -> dict[str, Any]:
+    found: list[dict[str, Any]] = []
+    for name, (_, _, arrays) in parts.items():
+        units = {k: s.unit for k, s in load_component_schema(name).specs.items()}
+        found += [f.as_dict() for f in template.findings(name, arrays, units)]
+    sentences = template.render(parts)
+    return {"run_id": run.run_id, "engine": template.ENGINE,
+            "template_version": template.TEMPLATE_VERSION, "sentences": sentences,
+            "text": " ".join(sentences), "findings": found}
+
+
+async def run_report(conn: asyncpg.Connection, store: ResultStore, settings: Settings,
+                     run: runs_repo.Run, *, locale: str | None = None,
+                     sentences: int | None = None) -> dict[str, Any]:
+    """The report of ``run``: the template's, or the LLM's from the cache or rendered now."""
+    render = RenderSettings.model_validate(run.profile_config["render"])
+    parts = await load_components(store, run)
+    if render.engine == "template":
+        return template_report(run, parts)
+    assert render.prompt_version is not None  # RenderSettings requires it for llm
+    chosen: Locale = "ru" if (locale or render.locale).startswith("ru") else "en"
+    lo, hi = sentence_range(sentences)
+    base_url = gateway_base_url(settings)
+    prompt = load_prompt(render.prompt_version)
+    model = render.llm_model or settings.llm.model_name
+    key = cache_repo.RenderKey(run.platform_id, run.video_id, run.run_id,
+                               render.render_profile_id, model, prompt.hash, chosen, lo, hi)
+    cached = await cache_repo.get_render(conn, key=key)
+    if cached is not None:
+        return {**cached.record, "cached": True}
+    arrays = {name: a for name, (status, _, a) in parts.items() if status == "ok"}
+    brief = build_brief(arrays, locale=chosen, sentences_min=lo, sentences_max=hi)
+    if len(brief.statements) < lo:
+        raise RenderInvalid(f"the run's results hold {len(brief.statements)} statements, fewer "
+                            f"than the {lo} sentences asked: ask for fewer, or analyse with "
+                            "more components", statements=len(brief.statements), asked=lo)
+    llm = settings.llm.model_copy(update={"model": model})
+    started = time.monotonic()
+
+    def _render() -> Rendered:
+        with LlmGateway(llm, base_url=base_url) as gateway:
+            return render_brief(brief, prompt, gateway)
+
+    done = await asyncio.to_thread(_render)
+    titles = SECTION_TITLES[chosen]
+    all_sentences = [s for _, sents in done.sections for s in sents]
+    record: dict[str, Any] = {
+        "run_id": str(run.run_id), "engine": "llm", "locale": chosen,
+        "llm_model": model, "prompt_version": prompt.version, "prompt_hash": prompt.hash,
+        "sections": [{"id": sid, "title": titles[sid], "sentences": sents}
+                     for sid, sents in done.sections],
+        "sentences": all_sentences, "text": " ".join(all_sentences),
+        "recommendations": [r.as_dict() for r in brief.recommendations],
+        "facts": [f.as_dict() for f in brief.facts.values()],
+        "usage": {"prompt_tokens": done.prompt_tokens,
+                  "completion_tokens": done.completion_tokens},
+        "attempts": done.attempts, "seconds": round(time.monotonic() - started, 3),
+    }
+    await cache_repo.put_render(conn, key=key, engine="llm", prompt_version=prompt.version,
+                                record=record)
+    return {**record, "cached": False}
+
+
+def llm_work_dir(settings: Settings) -> Path:
+    """Where the local LLM server keeps its PID file and log."""
+    return settings.data_dir.resolve() / "stack" / "llm"
+
+
+__all__ = ["SENTENCES_ALLOWED", "SENTENCES_DEFAULT", "Rendered", "gateway_base_url",
+           "llm_work_dir", "load_components", "render_brief", "response_schema", "run_report",
+           "sentence_range", "template_report"]
