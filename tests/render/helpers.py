@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -86,7 +85,3 @@ def echo_statements(body: dict[str, Any]) -> dict[str, Any]:
         out.append({"id": sec["properties"]["id"]["const"], "sentences": lines[i:i + n]})
         i += n
     return {"sections": out}
-
-
-def slow(seconds: float) -> None:
-    time.sleep(seconds)

@@ -39,6 +39,7 @@ SENTENCES_DEFAULT = (50, 60)
 SENTENCES_ALLOWED = (20, 100)
 LOCALES: tuple[Locale, ...] = ("ru", "en")
 _LANGUAGE = {"ru": "Russian", "en": "English"}
+TOKENS_PER_SENTENCE = 120  # a long Russian sentence is ~60 tokens in Qwen's vocabulary
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,9 @@ def render_brief(brief: Brief, prompt: Prompt, gateway: LlmGateway) -> Rendered:
     seconds = 0.0
     first_ok = False
     for attempt in (1, 2):
-        answer = gateway.complete_json(messages, schema)
+        # Bounded: a small model inside a JSON string can otherwise write until the context ends.
+        answer = gateway.complete_json(messages, schema,
+                                       max_tokens=TOKENS_PER_SENTENCE * len(brief.statements) + 64)
         tokens_in += answer.prompt_tokens
         tokens_out += answer.completion_tokens
         seconds += answer.seconds
