@@ -31,9 +31,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 import asyncpg  # noqa: E402
 import ray  # noqa: E402
 
-from trendflow.actors.enqueue import enqueue_run, profile_config  # noqa: E402
 from trendflow.actors.scheduler import start_scheduler  # noqa: E402
-from trendflow.actors.sources import upload_source  # noqa: E402
 from trendflow.contracts.identity import RunIdentity  # noqa: E402
 from trendflow.db.embedded import EmbeddedServer  # noqa: E402
 from trendflow.db.migrate import apply_migrations  # noqa: E402
@@ -46,6 +44,9 @@ from trendflow.pipeline.components.registry import component_names, get_componen
 from trendflow.pipeline.runner import run_local  # noqa: E402
 from trendflow.pipeline.segmenter import UploadSource  # noqa: E402
 from trendflow.pipeline.types import VideoMeta  # noqa: E402
+from trendflow.runs.enqueue import enqueue_run  # noqa: E402
+from trendflow.runs.request import resolve_profile  # noqa: E402
+from trendflow.runs.sources import upload_source  # noqa: E402
 from trendflow.settings import RuntimeSettings, Settings  # noqa: E402
 from trendflow.storage.factory import open_store  # noqa: E402
 from trendflow.storage.keys import upload_key  # noqa: E402
@@ -136,8 +137,9 @@ async def main(args: argparse.Namespace) -> None:
             ids = []
             async with pool.acquire() as conn:
                 for _ in range(n):
+                    resolved = await resolve_profile(conn, user_id=None, profile_id=PROFILE)
                     run, _ = await enqueue_run(
-                        conn, user_id=None, profile_id=PROFILE, platform_id="upload",
+                        conn, user_id=None, profile=resolved, platform_id="upload",
                         video_id="up-" + uuid.uuid4().hex[:16],
                         source=upload_source(key, VideoMeta(title="bench")),
                     )
@@ -148,7 +150,7 @@ async def main(args: argparse.Namespace) -> None:
         t = time.perf_counter()
         identity = RunIdentity.create(platform_id="upload", video_id="up-" + "0" * 16,
                                       config_hash="0" * 64)
-        await run_local(identity, profile_config(profile),
+        await run_local(identity, profile.config(),
                         UploadSource(path=clip.path, meta=VideoMeta(title="bench")),
                         LocalStore(root / "local"), root / "local-work", settings=settings)
         local_s = time.perf_counter() - t

@@ -132,7 +132,7 @@ class ComponentSettings(BaseModel):
 class RuntimeSettings(BaseModel):
     """The Ray runtime: scheduler, Segmenter and component actors (``trendflow.actors``).
 
-    Timeouts are defaults; a profile may override them (``timeouts`` in its config).
+    Timeouts hold for every run, whatever its profile (profiles carry no timeouts).
     """
 
     namespace: str = "trendflow"

@@ -257,6 +257,7 @@ class _Supervisor:
         from trendflow.billing import ledger
         from trendflow.db.migrate import apply_migrations
         from trendflow.db.pool import connect
+        from trendflow.db.repositories import catalog
         from trendflow.db.repositories import profiles as profiles_repo
         from trendflow.db.repositories import users as users_repo
         from trendflow.db.seed.seed import apply_seed
@@ -284,11 +285,8 @@ class _Supervisor:
             if self.settings.runtime.planning_cpus is None:
                 # Runs pipeline through the worker pools: plan for the largest built-in
                 # profile rather than refusing it on a machine with fewer cores.
-                widest = await conn.fetchval(
-                    "SELECT max(s) FROM (SELECT sum(r.cpu_cores_per_task) AS s "
-                    "FROM profile_components pc JOIN component_resource_requirements r "
-                    "USING (component_name) WHERE pc.enabled GROUP BY pc.profile_id) t")
-                self.settings.runtime.planning_cpus = float(widest or 1)
+                widest = await catalog.widest_profile_cpus(conn)
+                self.settings.runtime.planning_cpus = widest or 1.0
         finally:
             await conn.close()
         return token, profile_needs_triton([c.component_name for c in profile.components])

@@ -19,14 +19,15 @@ from typing import Any
 import asyncpg
 import pytest
 
-from trendflow.actors.enqueue import enqueue_run
-from trendflow.actors.sources import upload_source
 from trendflow.db.pool import init_connection
 from trendflow.db.repositories import profiles as profiles_repo
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.db.seed.seed import apply_seed
 from trendflow.media import synth
 from trendflow.pipeline.types import VideoMeta
+from trendflow.runs.enqueue import enqueue_run
+from trendflow.runs.request import resolve_profile
+from trendflow.runs.sources import upload_source
 from trendflow.settings import RuntimeSettings, Settings
 from trendflow.storage.factory import open_store
 from trendflow.storage.keys import upload_key
@@ -53,12 +54,13 @@ class Runtime:
         """Queue ``n`` runs of the clip (distinct video ids) through the shared service."""
         ids = []
         async with self.pool.acquire() as conn:
+            profile = await resolve_profile(conn, user_id=user_id, profile_id=profile_id)
             for _ in range(n):
                 video_id = "up-" + uuid.uuid4().hex[:16]
                 run, created = await enqueue_run(
                     conn,
                     user_id=user_id,
-                    profile_id=profile_id,
+                    profile=profile,
                     platform_id="upload",
                     video_id=video_id,
                     source=upload_source(upload or self.upload, VideoMeta(title="bench clip")),

@@ -9,7 +9,6 @@ from trendflow.errors import (
     ComponentError,
     DependencyMissing,
     InputError,
-    InvalidProfile,
     OutOfMemory,
     ServiceUnavailable,
 )
@@ -54,12 +53,3 @@ def test_run_timeout_is_two_hours_or_six_times_the_video() -> None:
     assert resolve_timeouts(rt, 1800.0).run_s == 6 * 1800.0
     assert resolve_timeouts(rt, None).component_s == 1800.0
     assert resolve_timeouts(rt, None).segment_s == 900.0
-
-
-def test_a_profile_overrides_timeouts_and_unknown_ones_are_refused() -> None:
-    t = resolve_timeouts(RuntimeSettings(), 10.0, {"component_timeout_s": 60})
-    assert t.component_s == 60.0
-    with pytest.raises(InvalidProfile):
-        resolve_timeouts(RuntimeSettings(), 10.0, {"component_timout_s": 60})
-    with pytest.raises(InvalidProfile):
-        resolve_timeouts(RuntimeSettings(), 10.0, {"segment_timeout_s": -1})

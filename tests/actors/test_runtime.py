@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from tests.actors.conftest import COMPONENTS, Runtime
-from trendflow.actors.enqueue import profile_config
 from trendflow.contracts.identity import RunIdentity
 from trendflow.contracts.manifest import load_manifest
 from trendflow.contracts.npz import decode_npz
@@ -57,7 +56,7 @@ async def test_ray_runtime_writes_the_same_arrays_as_the_local_runner(
     )
     local = await run_local(
         identity,
-        profile_config(profile),
+        profile.config(),
         UploadSource(path=runtime.clip.path, meta=VideoMeta(title="bench clip")),
         local_store,
         tmp_path / "local-work",

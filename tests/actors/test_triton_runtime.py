@@ -12,7 +12,6 @@ import ray
 
 from tests.actors.conftest import Runtime
 from tests.fixtures.triton import TritonServer
-from trendflow.actors.enqueue import pinned_models, profile_config
 from trendflow.contracts.identity import RunIdentity
 from trendflow.contracts.manifest import load_manifest
 from trendflow.contracts.npz import decode_npz
@@ -108,12 +107,12 @@ async def test_model_components_through_ray_match_the_local_runner(
     )
     local = await run_local(
         identity,
-        profile_config(profile),
+        profile.config(),
         UploadSource(path=face.path, meta=VideoMeta(title="bench clip")),
         local_store,
         tmp_path / "local-work",
         settings=settings,
-        model_mapping=pinned_models(profile),
+        model_mapping=profile.pinned_models(),
         services={"triton": TritonClient(triton_server.info.grpc_url, protocol="grpc")},
     )
     assert local.run.status == "ok"

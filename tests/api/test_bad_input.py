@@ -11,6 +11,10 @@ from tests.api.test_routes import balance, count_runs, profile, upload, uploaded
 from tests.fixtures.api import ApiHarness, api_settings
 from trendflow.media import synth
 
+# Params shot_detection does not declare, or of the wrong type: refused before anything is
+# reserved, not failed later in a worker.
+BAD_PARAMS = [{"threshold": "x"}, {"min_content": "x"}, {"window": 2.5}, {"window": True}]
+
 
 async def _unchanged(api: ApiHarness, call: Any) -> Any:
     before = (await balance(api, "alice"), await count_runs(api))
@@ -57,6 +61,9 @@ async def test_missing_or_invalid_token(api: ApiHarness, headers: dict[str, str]
         ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "alice-fast",
           "duration_s": 30, "callback_url": "file:///etc/passwd"}, 400, "invalid_callback_url"),
         ({"upload_id": "../../etc/passwd", "profile_id": "alice-fast"}, 400, "invalid_input"),
+        *[({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "duration_s": 30,
+            "profile": {"components": [{"name": "shot_detection", "params": params}]}},
+           400, "invalid_profile") for params in BAD_PARAMS],
     ],
 )
 async def test_run_request_refused(api: ApiHarness, profile: str,  # noqa: F811
@@ -141,3 +148,22 @@ async def test_model_backed_profile_refused_when_the_deployment_serves_no_models
                                                       headers=api["alice"].headers))
     assert (r.status_code, r.json()["code"]) == (422, "model_serving_disabled"), r.text
     assert r.json()["details"]["components"] == ["text_embeddings"]
+
+
+@pytest.mark.parametrize("params", BAD_PARAMS)
+async def test_bad_params_are_refused_when_priced(api: ApiHarness, params: dict[str, Any]
+                                                  ) -> None:
+    body = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "duration_s": 30,
+            "profile": {"components": [{"name": "shot_detection", "params": params}]}}
+    r = await _unchanged(api, lambda: api.client.post("/api/estimate", json=body,
+                                                      headers=api["alice"].headers))
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_profile"), r.text
+
+
+async def test_a_profile_with_timeouts_is_refused_at_creation(api: ApiHarness) -> None:
+    body = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "duration_s": 30,
+            "profile": {"components": [{"name": "shot_detection"}],
+                        "timeouts": {"component_timout_s": 60}}}
+    r = await _unchanged(api, lambda: api.client.post("/api/runs", json=body,
+                                                      headers=api["alice"].headers))
+    assert 400 <= r.status_code < 500 and r.json()["message"], r.text

@@ -18,7 +18,6 @@ import pytest
 
 from tests.fixtures.api import ApiHarness
 from tests.fixtures.media import MediaLibrary
-from trendflow.actors.sources import meta_from_json
 from trendflow.api.deletion import RunRef, plan_deletion
 from trendflow.billing.ledger import settle_run
 from trendflow.contracts.identity import RunIdentity
@@ -29,6 +28,7 @@ from trendflow.db.rebuild import rebuild_index, restore_manifest
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.pipeline.runner import run_local
 from trendflow.pipeline.segmenter import UploadSource
+from trendflow.runs.sources import meta_from_json
 from trendflow.storage.keys import frames_prefix, manifest_key, run_prefix, upload_prefix
 from trendflow.storage.local import LocalStore
 

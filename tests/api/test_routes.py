@@ -110,12 +110,22 @@ async def test_idempotency_key_replay_and_conflict(api: ApiHarness,
     assert (await balance(api, "alice"), await count_runs(api)) == snapshot
 
 
-async def test_cancel_queued_run_releases_nothing_twice(api: ApiHarness,
-                                                        uploaded: dict[str, Any]) -> None:
+async def test_cancel_queued_run_without_a_scheduler_returns_every_reserved_credit(
+    api: ApiHarness, uploaded: dict[str, Any]
+) -> None:
+    assert api.ctx.scheduler is None  # the API cancels the queued run itself
     body = {"upload_id": uploaded["upload_id"], "profile_id": uploaded["profile"]}
+    before = await balance(api, "alice")
     run = (await api.client.post("/api/runs", json=body, headers=api["alice"].headers)).json()
+    assert (await balance(api, "alice"))[1] > before[1]
     r = await api.client.post(f"/api/runs/{run['run_id']}/cancel", headers=api["alice"].headers)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    cancelled = await balance(api, "alice")
+    assert cancelled[:2] == before[:2]  # nothing charged, nothing held
+    again = await api.client.post(f"/api/runs/{run['run_id']}/cancel",
+                                  headers=api["alice"].headers)
+    assert again.json()["status"] == "cancelled"
+    assert await balance(api, "alice") == cancelled  # no ledger row twice
 
 
 async def test_cache_hit_reuses_artifacts_instantly(api: ApiHarness,

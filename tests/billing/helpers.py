@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import asyncpg
 
-from trendflow.billing.admission import BilledRun, create_billed_run
 from trendflow.billing.ledger import top_up
 from trendflow.billing.pricing import VideoParams
+from trendflow.contracts.profile import ProfileConfig
 from trendflow.db.repositories import catalog
 from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import profiles as profiles_repo
@@ -18,6 +18,10 @@ from trendflow.db.repositories import runs as runs_repo
 from trendflow.db.repositories import users as users_repo
 from trendflow.db.repositories.catalog import ComponentPrice
 from trendflow.db.seed.seed import apply_seed
+from trendflow.runs.admission import BilledRun, create_billed_run
+from trendflow.runs.enqueue import enqueue_run
+from trendflow.runs.lifecycle import end_run
+from trendflow.runs.request import resolve_profile
 from trendflow.settings import Settings
 
 VIDEO = VideoParams(duration_s=60.0, width=1920, height=1080)
@@ -68,6 +72,11 @@ async def prepare(conn: asyncpg.Connection) -> None:
     )
 
 
+async def billing_config(conn: asyncpg.Connection) -> ProfileConfig:
+    """The "billing" profile's config, as a resolved request carries it."""
+    return (await profiles_repo.get_profile(conn, profile_id="billing")).config()
+
+
 def video_id(n: int) -> str:
     return f"vid{n:08d}"
 
@@ -95,18 +104,28 @@ async def paid_run(
     reuse: bool = False,
     idempotency_key: str | None = None,
 ) -> BilledRun:
+    """A run created and paid for as the API does; ``reuse=True`` first leaves a finished
+    run of the same work (of no user) for it to reuse from the cache."""
     vid = video_id(n)
+    source = {"kind": "youtube", "url": f"https://www.youtube.com/watch?v={vid}"}
+    profile = await resolve_profile(conn, user_id=user_id, profile_id=profile_id)
+    if reuse:
+        original, _ = await enqueue_run(conn, user_id=None, profile=profile,
+                                        platform_id="youtube", video_id=vid, source=source)
+        await finish(conn, original.run_id, status="ok",
+                     components={c.name: "ok" for c in profile.config.enabled})
+        await end_run(conn, run_id=original.run_id, status="ok")
     return await create_billed_run(
         conn,
         user_id=user_id,
-        profile_id=profile_id,
+        profile=profile,
         platform_id="youtube",
         video_id=vid,
-        source={"kind": "youtube", "url": f"https://www.youtube.com/watch?v={vid}"},
+        source=source,
         video=video,
         settings=settings or Settings(),
-        reuse=reuse,
         idempotency_key=idempotency_key,
+        cache_ttl_days=3 if reuse else 0,
     )
 
 

@@ -14,11 +14,12 @@ from trendflow.db.repositories import catalog
 from trendflow.errors import ComponentNotFound, InputError, VideoTooLong, VideoTooShort
 from trendflow.settings import Settings
 
-from .helpers import FAST, VIDEO
+from .helpers import FAST, VIDEO, billing_config
 
 
 async def test_fast_profile_price_follows_the_formula(sconn: asyncpg.Connection) -> None:
-    est = await estimate(sconn, profile="billing", video=VIDEO, user_id=None, settings=Settings())
+    est = await estimate(sconn, profile=await billing_config(sconn),
+                         video=VIDEO, settings=Settings())
     assert [c.component_name for c in est.components] == sorted(FAST)
     lines = {c.component_name: c for c in est.components}
     # color_stats samples 2 fps: 120 frames of a 60 s video; 0.004 s per frame.
@@ -38,23 +39,24 @@ async def test_fast_profile_price_follows_the_formula(sconn: asyncpg.Connection)
 
 async def test_price_grows_with_resolution_and_duration(sconn: asyncpg.Connection) -> None:
     s = Settings()
-    small = await estimate(sconn, profile="billing", video=VideoParams(60.0, 640, 360),
-                           user_id=None, settings=s)
-    hd = await estimate(sconn, profile="billing", video=VIDEO, user_id=None, settings=s)
-    long = await estimate(sconn, profile="billing", video=VideoParams(600.0, 1920, 1080),
-                          user_id=None, settings=s)
+    small = await estimate(sconn, profile=await billing_config(sconn),
+                           video=VideoParams(60.0, 640, 360), settings=s)
+    hd = await estimate(sconn, profile=await billing_config(sconn), video=VIDEO, settings=s)
+    long = await estimate(sconn, profile=await billing_config(sconn),
+                          video=VideoParams(600.0, 1920, 1080), settings=s)
     assert small.total < hd.total < long.total
     # A vertical 1080x1920 video is priced by its short side, as 1080p.
-    vertical = await estimate(sconn, profile="billing", video=VideoParams(60.0, 1080, 1920),
-                              user_id=None, settings=s)
+    vertical = await estimate(sconn, profile=await billing_config(sconn),
+                              video=VideoParams(60.0, 1080, 1920), settings=s)
     assert vertical.total == hd.total
 
 
 async def test_video_outside_the_segmenter_limits_is_refused(sconn: asyncpg.Connection) -> None:
     with pytest.raises(VideoTooShort):
-        await estimate(sconn, profile="billing", video=VideoParams(3.0, 640, 360), user_id=None)
+        await estimate(sconn, profile=await billing_config(sconn), video=VideoParams(3.0, 640, 360))
     with pytest.raises(VideoTooLong):
-        await estimate(sconn, profile="billing", video=VideoParams(1300.0, 640, 360), user_id=None)
+        await estimate(sconn, profile=await billing_config(sconn),
+                       video=VideoParams(1300.0, 640, 360))
     with pytest.raises(InputError):
         VideoParams(float("nan"), 640, 360)
 
@@ -62,20 +64,20 @@ async def test_video_outside_the_segmenter_limits_is_refused(sconn: asyncpg.Conn
 async def test_component_without_pricing_is_an_error(sconn: asyncpg.Connection) -> None:
     await sconn.execute("DELETE FROM component_pricing WHERE component_name = 'motion'")
     with pytest.raises(ComponentNotFound) as err:
-        await estimate(sconn, profile="billing", video=VIDEO, user_id=None)
+        await estimate(sconn, profile=await billing_config(sconn), video=VIDEO)
     assert err.value.details["components"] == ["motion"]
 
 
 async def test_admin_price_change_applies_at_once_and_is_audited(
     sconn: asyncpg.Connection,
 ) -> None:
-    before = await estimate(sconn, profile="billing", video=VIDEO, user_id=None, with_eta=False)
+    before = await estimate(sconn, profile=await billing_config(sconn), video=VIDEO, with_eta=False)
     price = (await catalog.get_pricing(sconn, component_names=["motion"]))["motion"]
     from dataclasses import replace
 
     await update_pricing(sconn, price=replace(price, base_cost=Decimal("2.50")),
                          actor="admin@example.com", reason="GPU prices went up")
-    after = await estimate(sconn, profile="billing", video=VIDEO, user_id=None, with_eta=False)
+    after = await estimate(sconn, profile=await billing_config(sconn), video=VIDEO, with_eta=False)
     assert after.prices["motion"] > before.prices["motion"]
     assert after.prices["color_stats"] == before.prices["color_stats"]
     audit = await billing_repo.list_audit(sconn, component_name="motion")

@@ -92,11 +92,13 @@ async def test_cancelled_run_pays_only_what_finished_before_the_cancel(
 async def test_reused_run_is_charged_the_cache_price(sconn: asyncpg.Connection) -> None:
     user = await new_user(sconn, credits=Decimal("100"))
     billed = await paid_run(sconn, user, reuse=True)
-    assert billed.estimate is not None
+    assert billed.estimate is not None and billed.reused
     assert billed.estimate.total == Decimal("0.10") * len(FAST)
-    await finish(sconn, billed.run.run_id, status="ok", components=ALL_OK)
-    settled = await settle_run(sconn, run_id=billed.run.run_id)
-    assert settled.total_charged == Decimal("0.60")
+    # Ended ok at creation, and settled in the same transaction: charged the cache price.
+    assert billed.run.status == "ok"
+    bal = await get_balance(sconn, user_id=user)
+    assert (bal.balance, bal.reserved) == (Decimal("100") - Decimal("0.60"), Decimal(0))
+    assert not (await settle_run(sconn, run_id=billed.run.run_id)).changed
 
 
 async def test_settle_is_idempotent_and_waits_for_the_end(sconn: asyncpg.Connection) -> None:

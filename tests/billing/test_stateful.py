@@ -33,7 +33,7 @@ from trendflow.db.pool import connect
 from trendflow.errors import PaymentRequired
 from trendflow.settings import BillingSettings, Settings
 
-from .helpers import FAST, OPTIONAL, VIDEO, finish, new_user, paid_run
+from .helpers import FAST, OPTIONAL, VIDEO, billing_config, finish, new_user, paid_run
 
 NO_LIMITS = Settings(billing=BillingSettings(runs_per_hour_free=10_000,
                                              runs_per_hour_hard_cap=10_000))
@@ -63,7 +63,7 @@ def test_ledger_invariants_hold_under_random_operations(seeded_url: str) -> None
         @initialize(target=users)
         def make_users(self) -> object:
             ids = [run(new_user(conn)) for _ in range(2)]
-            priced = run(estimate(conn, profile="billing", video=VIDEO, user_id=None,
+            priced = run(estimate(conn, profile=run(billing_config(conn)), video=VIDEO,
                                   settings=NO_LIMITS, with_eta=False))
             self.prices = priced.prices
             for uid in ids:

@@ -115,12 +115,12 @@ def test_hash_survives_a_json_round_trip(profile: ProfileConfig) -> None:
 
 
 @given(profile=profiles(), seconds=st.floats(1, 1e6))
-def test_timeouts_do_not_change_the_hash(profile: ProfileConfig, seconds: float) -> None:
-    limited = ProfileConfig.parse(
-        {**profile.model_dump(mode="json"), "timeouts": {"component_timeout_s": seconds}}
-    )
-    assert limited.timeouts == {"component_timeout_s": seconds}
-    assert config_hash(limited) == config_hash(profile)
+def test_a_profile_with_timeouts_is_refused(profile: ProfileConfig, seconds: float) -> None:
+    # Timeouts are the operator's settings; a profile cannot carry (nor mistype) them.
+    with pytest.raises(InvalidProfile, match="timeouts"):
+        ProfileConfig.parse(
+            {**profile.model_dump(mode="json"), "timeouts": {"component_timeout_s": seconds}}
+        )
 
 
 def _replace_component(profile: ProfileConfig, index: int, **update: Any) -> ProfileConfig:

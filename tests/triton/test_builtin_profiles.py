@@ -10,7 +10,6 @@ import numpy as np
 
 from tests.fixtures.media import MediaLibrary
 from tests.fixtures.triton import SOURCE_REPO, TritonServer
-from trendflow.actors.enqueue import pinned_models, profile_config
 from trendflow.contracts.identity import RunIdentity, upload_video_id
 from trendflow.contracts.profile import config_hash
 from trendflow.contracts.validate import validate_run
@@ -43,8 +42,8 @@ async def test_every_builtin_profile_is_valid_and_maps_models_the_repository_has
 ) -> None:
     missing: set[str] = set()
     for profile in (await _profiles(conn)).values():
-        profile_config(profile)  # raises invalid_profile on anything the contract refuses
-        for name, ref in pinned_models(profile).items():
+        profile.config()  # raises invalid_profile on anything the contract refuses
+        for name, ref in profile.pinned_models().items():
             version_dir = SOURCE_REPO / ref.name / ref.version
             if not ((SOURCE_REPO / ref.name / "config.pbtxt").is_file() and version_dir.is_dir()):
                 missing.add(f"{ref.name}:{ref.version}")
@@ -59,7 +58,7 @@ async def _run_on_triton(
 ) -> tuple[RunIdentity, LocalStore, dict[str, tuple[str, object]]]:
     """One local run of the seeded ``profile`` on the face clip; asserts it ends ``ok`` and
     validates."""
-    config = profile_config(profile)
+    config = profile.config()
     clip = media.clip("face")
     identity = RunIdentity.create(
         platform_id="upload", video_id=upload_video_id(clip.path), config_hash=config_hash(config)
@@ -68,7 +67,7 @@ async def _run_on_triton(
     manifest = await run_local(
         identity, config, UploadSource(clip.path, meta), store, tmp_path / "work",
         settings=Settings(data_dir=tmp_path / "data"),
-        model_mapping=pinned_models(profile),
+        model_mapping=profile.pinned_models(),
         services={"triton": triton_server.client()},
     )
     statuses = {n: (r.status, r.error) for n, r in manifest.components.items()}

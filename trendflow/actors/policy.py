@@ -8,17 +8,15 @@ DESIGN.md §5:
 * :class:`~trendflow.errors.OutOfMemory` halves the batch size, at most ``oom_max_halvings``
   times, then the component fails with ``out_of_memory``;
 * timeouts: the run ``max(run_timeout_min_s, factor × duration)``, each component, and
-  download + segmentation — settings, which a profile may override.
+  download + segmentation — operator settings, the same for every profile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
-from trendflow.errors import InvalidProfile, OutOfMemory, TrendflowError
+from trendflow.errors import OutOfMemory, TrendflowError
 from trendflow.settings import RuntimeSettings
 
 
@@ -63,36 +61,15 @@ class Timeouts:
     segment_s: float
 
 
-_OVERRIDABLE = ("run_timeout_min_s", "run_timeout_duration_factor", "component_timeout_s",
-                "segment_timeout_s")
-
-
-def resolve_timeouts(
-    settings: RuntimeSettings,
-    duration_s: float | None,
-    overrides: Mapping[str, Any] | None = None,
-) -> Timeouts:
-    """The timeouts of one run. ``duration_s`` is None before the video was probed.
-
-    ``overrides`` (a profile's ``timeouts``) may set any of ``run_timeout_min_s``,
-    ``run_timeout_duration_factor``, ``component_timeout_s``, ``segment_timeout_s``.
-    """
-    values: dict[str, float] = {name: float(getattr(settings, name)) for name in _OVERRIDABLE}
-    for name, value in (overrides or {}).items():
-        if name not in _OVERRIDABLE:
-            raise InvalidProfile(
-                f"unknown timeout {name!r}; known: {list(_OVERRIDABLE)}", field="timeouts"
-            )
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-            raise InvalidProfile(f"timeout {name} must be a positive number", field="timeouts")
-        values[name] = float(value)
-    run_s = values["run_timeout_min_s"]
+def resolve_timeouts(settings: RuntimeSettings, duration_s: float | None) -> Timeouts:
+    """The timeouts of one run. ``duration_s`` is None before the video was probed."""
+    run_s = settings.run_timeout_min_s
     if duration_s is not None:
-        run_s = max(run_s, values["run_timeout_duration_factor"] * duration_s)
+        run_s = max(run_s, settings.run_timeout_duration_factor * duration_s)
     return Timeouts(
         run_s=run_s,
-        component_s=values["component_timeout_s"],
-        segment_s=values["segment_timeout_s"],
+        component_s=settings.component_timeout_s,
+        segment_s=settings.segment_timeout_s,
     )
 
 

@@ -56,7 +56,6 @@ from trendflow.actors.workers import (
     gpu_fraction,
     worker_options,
 )
-from trendflow.billing.ledger import settle_run
 from trendflow.contracts.identity import RunIdentity
 from trendflow.contracts.manifest import (
     ComponentRecord,
@@ -101,6 +100,7 @@ from trendflow.pipeline.execution import (
 )
 from trendflow.pipeline.runner import ABORTED
 from trendflow.pipeline.sampling import union_indices
+from trendflow.runs import Ending, end_run
 from trendflow.settings import RuntimeSettings, Settings
 from trendflow.storage.base import ResultStore
 from trendflow.storage.factory import open_store
@@ -447,14 +447,8 @@ class Scheduler:
         active.task = self._loop.create_task(self._drive(run, active), name=f"run-{run_id}")
 
     async def _fail_queued(self, conn: Any, run_id: str, error: TrendflowError) -> None:
-        with contextlib.suppress(TrendflowError):  # cancelled or claimed meanwhile
-            async with conn.transaction():
-                await runs_repo.set_run_status(
-                    conn, run_id=uuid.UUID(run_id), status="error", error=error.to_dict()
-                )
-                await settle_run(conn, run_id=uuid.UUID(run_id))
-            get_metrics().error(error.code)
-            get_metrics().run_finished("error")
+        # A run cancelled meanwhile keeps its ending (end_run is idempotent).
+        await end_run(conn, run_id=uuid.UUID(run_id), status="error", error=error)
 
     # -- cancel ----------------------------------------------------------------------------------
 
@@ -465,14 +459,7 @@ class Scheduler:
             active.task.cancel()
             await asyncio.gather(active.task, return_exceptions=True)
         async with self._db.acquire() as conn:
-            run = await runs_repo.get_run(conn, run_id=uuid.UUID(run_id))
-            if run.status in ("queued", "running"):
-                async with conn.transaction():
-                    run = await runs_repo.set_run_status(
-                        conn, run_id=run.run_id, status="cancelled", stage="cancelled"
-                    )
-                    await settle_run(conn, run_id=run.run_id)
-                get_metrics().run_finished("cancelled")
+            run = await end_run(conn, run_id=uuid.UUID(run_id), status="cancelled")
         return run.status
 
     # -- one run ---------------------------------------------------------------------------------
@@ -480,11 +467,9 @@ class Scheduler:
     async def _drive(self, run: runs_repo.Run, active: _Active) -> None:
         run_id = str(run.run_id)
         execution = _RunExecution(self, run)
-        status = "error"
         try:
-            status = await execution.execute()
+            await execution.execute()
         except asyncio.CancelledError:
-            status = "cancelled"
             if active.cancel_requested:
                 await execution.finish_cancelled()
             # else: the scheduler is stopping; the run stays `running` and is requeued on start
@@ -495,8 +480,6 @@ class Scheduler:
         finally:
             self._active.pop(run_id, None)
             await execution.release()
-            if status != "cancelled":
-                get_metrics().run_finished(status)
             self._wakeup.set()
 
 
@@ -562,7 +545,7 @@ class _RunExecution:
         self.sampling: tuple[float, int] | None = None  # (fps, height) the video is prepared at
         self.segmenter_losses = 0  # chunk streams broken by a lost Segmenter, for the budget
         self.lost_chunks: set[int] = set()  # positions whose chunk objects died with a node
-        self.timeouts: Timeouts = resolve_timeouts(self.rt, None, _timeout_overrides(run))
+        self.timeouts: Timeouts = resolve_timeouts(self.rt, None)
         self.warnings: list[str] = []
 
     # -- persistence helpers ---------------------------------------------------------------------
@@ -624,16 +607,25 @@ class _RunExecution:
     # -- execute ---------------------------------------------------------------------------------
 
     async def execute(self) -> str:
-        async with asyncio.timeout(self.timeouts.run_s) as budget:
-            try:
-                return await self._execute(budget)
-            except _RunFailed as failed:
-                await self.finish_error(failed.error)
-                return "error"
-            except TrendflowError as exc:
-                await self.finish_error(exc)
-                return "error"
-        raise AssertionError("unreachable")
+        try:
+            async with asyncio.timeout(self.timeouts.run_s) as budget:
+                try:
+                    return await self._execute(budget)
+                except _RunFailed as failed:
+                    await self.finish_error(failed.error)
+                    return "error"
+                except TrendflowError as exc:
+                    await self.finish_error(exc)
+                    return "error"
+        except TimeoutError:
+            if not budget.expired():
+                raise
+        await self.finish_error(
+            TimeoutExceeded(
+                f"the run took longer than {self.timeouts.run_s:g} s", run_id=self.run_id
+            )
+        )
+        return "error"
 
     async def _execute(self, budget: asyncio.Timeout) -> str:
         try:
@@ -649,9 +641,7 @@ class _RunExecution:
         params = {c.name: dict(c.params) for c in profile.enabled}
         if set(classes) - done:
             summary = await self._prepare(profile)
-            self.timeouts = resolve_timeouts(
-                self.rt, summary.info.duration_s, _timeout_overrides(self.run)
-            )
+            self.timeouts = resolve_timeouts(self.rt, summary.info.duration_s)
             loop = asyncio.get_running_loop()
             budget.reschedule(loop.time() + self.timeouts.run_s - self._elapsed())
             self.manifest.video = VideoSection.from_info(summary.info)
@@ -1129,7 +1119,7 @@ class _RunExecution:
                     model=rec.model,
                 )
 
-    async def _finish(self, status: str, error: TrendflowError | None = None) -> str:
+    async def _finish(self, status: Ending, error: TrendflowError | None = None) -> str:
         if self.manifest is not None:
             self._close_unfinished(status)
             self.manifest.run.status = status  # type: ignore[assignment]
@@ -1141,24 +1131,14 @@ class _RunExecution:
             for name, rec in self.manifest.components.items():
                 if rec.status == "pending" or (rec.error and rec.error.code == ABORTED):
                     await self._db_component(name, rec)
-        # The final status and the billing settlement commit together: a run never ends
-        # with its credits still held.
-        async with self.s._db.acquire() as conn, conn.transaction():
-            await runs_repo.set_run_status(
-                conn,
-                run_id=self.run.run_id,
-                status=status,  # type: ignore[arg-type]
-                stage=status,
-                error=None if error is None else error.to_dict(),
-            )
-            await settle_run(conn, run_id=self.run.run_id)
+        async with self.s._db.acquire() as conn:
+            await end_run(conn, run_id=self.run.run_id, status=status, error=error)
         return status
 
     async def finish_ok(self) -> str:
         return await self._finish("ok")
 
     async def finish_error(self, error: TrendflowError) -> None:
-        get_metrics().error(error.code)
         await self._finish("error", error)
 
     async def finish_cancelled(self) -> None:
@@ -1173,12 +1153,6 @@ class _RunExecution:
             with contextlib.suppress(Exception):
                 worker.release.remote(self.run_id)
         self.audio_ref = None
-
-
-def _timeout_overrides(run: runs_repo.Run) -> Mapping[str, Any] | None:
-    """A profile's ``timeouts`` overrides (see :func:`.policy.resolve_timeouts`)."""
-    overrides = (run.profile_config or {}).get("timeouts")
-    return overrides if isinstance(overrides, Mapping) else None
 
 
 async def _footprint(conn: Any, run_id: str, profile_config: Mapping[str, Any]) -> PendingRun:

@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from trendflow.actors.sources import check_source, meta_from_json
 from trendflow.errors import RunNotFound
 from trendflow.pipeline.frames_archive import archive_chunk
 from trendflow.pipeline.segmenter import (
@@ -32,6 +31,7 @@ from trendflow.pipeline.segmenter import (
     YoutubeSource,
 )
 from trendflow.pipeline.types import AudioTrack, FrameChunk, Timeline, VideoInfo, VideoMeta
+from trendflow.runs.sources import check_source, meta_from_json
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
 from trendflow.storage.factory import open_store

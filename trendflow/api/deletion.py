@@ -118,16 +118,13 @@ async def delete_video(
     async with conn.transaction():
         runs = [
             RunRef(r["run_id"], r["user_id"], r["status"], r["reused_from_run_id"])
-            for r in await conn.fetch(
-                "SELECT run_id, user_id, status, reused_from_run_id FROM runs "
-                "WHERE platform_id = $1 AND video_id = $2 ORDER BY created_at FOR UPDATE",
-                platform_id, video_id)
+            for r in await runs_repo.lock_video_runs(
+                conn, platform_id=platform_id, video_id=video_id)
         ]
         mine = [r for r in runs if caller is None or r.user_id == caller]
         uploads = await uploads_of(store, video_id, caller)
-        video_exists = bool(await conn.fetchval(
-            "SELECT true FROM videos WHERE platform_id = $1 AND video_id = $2",
-            platform_id, video_id))
+        video_exists = await videos_repo.video_exists(
+            conn, platform_id=platform_id, video_id=video_id)
         if not mine and not uploads and not (caller is None and video_exists):
             raise NotFound(f"you have no runs or uploads of video {platform_id}/{video_id}",
                            platform_id=platform_id, video_id=video_id)
@@ -153,12 +150,8 @@ async def delete_video(
             row_deleted = await videos_repo.delete_video(conn, platform_id=platform_id,
                                                          video_id=video_id)
         else:
-            await conn.execute("DELETE FROM runs WHERE run_id = ANY($1)", list(plan.delete))
-            await conn.execute(
-                "UPDATE runs SET user_id = NULL, callback_url = NULL, idempotency_key = NULL, "
-                "updated_at = now() WHERE run_id = ANY($1)", list(plan.unlink))
-            await conn.execute("DELETE FROM render_cache WHERE run_id = ANY($1)",
-                               list(plan.unlink))
+            await runs_repo.delete_runs(conn, run_ids=plan.delete)
+            await runs_repo.forget_owners(conn, run_ids=plan.unlink)
     deleted_mine = {r.run_id for r in mine} & set(plan.delete)
     return Deletion(runs_deleted=len(deleted_mine), runs_kept_for_others=len(plan.unlink),
                     uploads_deleted=len(uploads), objects_deleted=objects,

@@ -1,11 +1,12 @@
 """Run creation and reading, behind the thin ``/api/runs`` routes.
 
-Creation order (DESIGN.md §6, §9): validate the source and the profile (nothing written) →
-honour a replayed ``Idempotency-Key`` (same request: the earlier run; a different one: 409) →
-cache lookup by (video_id, config_hash, model_signature) within ``cache_ttl_days`` → in ONE
-transaction: the run row (a new queued run through :func:`enqueue_run`, or an ``ok`` run that
-reuses a cached run's artifacts) and the credit reservation. A refused reservation rolls the
-run back, so a refused request leaves nothing behind.
+The HTTP request becomes the service's values here, once: where the video comes from
+(:func:`resolve_source`), the profile (:func:`trendflow.runs.request.resolve_profile`), the
+video's facts for pricing. Pricing then calls :func:`~trendflow.billing.estimate.estimate`
+(nothing written); creation calls :func:`~trendflow.runs.admission.create_billed_run`, which
+honours a replayed ``Idempotency-Key``, looks up the cache, queues the run (or ends it at once
+with a cached run's results) and reserves its credits in ONE transaction, so a refused request
+leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
-from trendflow.actors.enqueue import pinned_models, profile_config
-from trendflow.actors.sources import upload_source, youtube_source
 from trendflow.api.schemas import (
     ComponentStatusOut,
     EstimateIn,
@@ -32,27 +31,21 @@ from trendflow.api.schemas import (
 )
 from trendflow.api.uploads import load_upload
 from trendflow.api.urls import check_callback_url
-from trendflow.billing.admission import create_billed_run
 from trendflow.billing.estimate import Estimate, estimate
-from trendflow.billing.ledger import settle_run
 from trendflow.billing.pricing import VideoParams
 from trendflow.contracts.identity import parse_youtube_video_id
-from trendflow.contracts.profile import ProfileConfig, config_hash, model_signature
-from trendflow.db.repositories import catalog
 from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import profiles as profiles_repo
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.db.repositories.users import User
-from trendflow.errors import (
-    IdempotencyConflict,
-    InputError,
-    InvalidStatusTransition,
-    ModelServingDisabled,
-)
-from trendflow.pipeline.components import get_component
+from trendflow.errors import InputError
 from trendflow.pipeline.types import VideoMeta
+from trendflow.runs.admission import create_billed_run, find_cached
+from trendflow.runs.request import ResolvedProfile, resolve_profile
+from trendflow.runs.sources import upload_source, youtube_source
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
+from trendflow.storage.keys import upload_key
 
 TERMINAL_COMPONENT = frozenset({"ok", "empty", "error", "skipped"})
 
@@ -64,17 +57,6 @@ class ResolvedSource:
     source: dict[str, Any]
     title: str | None
     facts: VideoParams | None  # known for uploads (probed); YouTube needs the client's duration
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedProfile:
-    profile_id: str
-    config: ProfileConfig
-    config_hash: str
-    model_signature: str
-    cache_ttl_days: int
-    # an inline profile not stored yet: saved in the creation transaction
-    to_save: profiles_repo.Profile | None = None
 
 
 async def resolve_source(
@@ -96,21 +78,15 @@ async def resolve_source(
         duration_s=up.duration_s,
         language=up.meta.language,
     )
-    from trendflow.storage.keys import upload_key
-
     source = upload_source(upload_key(up.upload_id, up.filename), meta)
     facts = VideoParams(duration_s=up.duration_s, width=up.width, height=up.height)
     return ResolvedSource("upload", up.video_id, source, up.meta.title or None, facts)
 
 
-def _inline_profile(
-    inline: InlineProfileIn, *, user: User
-) -> tuple[profiles_repo.Profile, ProfileConfig]:
-    config = ProfileConfig.parse(inline.model_dump())
-    digest = config_hash(config)
-    profile_id = f"inline-{user.user_id.hex[:8]}-{digest[:12]}"
-    profile = profiles_repo.Profile(
-        profile_id=profile_id,
+def _inline_profile(inline: InlineProfileIn, *, user: User) -> profiles_repo.Profile:
+    """An inline profile as the user's private profile (its id is derived when resolved)."""
+    return profiles_repo.Profile(
+        profile_id="",
         name="inline profile",
         user_id=user.user_id,
         description="created from a run request",
@@ -123,58 +99,18 @@ def _inline_profile(
             for c in inline.components
         ),
     )
-    return profile, config
 
 
-async def resolve_profile(
+async def _resolve_profile(
     conn: asyncpg.Connection, req: EstimateIn | RunIn, *, user: User, settings: Settings
 ) -> ResolvedProfile:
-    """The profile's validated config and identity hashes; unknown components are refused."""
-    to_save: profiles_repo.Profile | None = None
-    if req.profile_id is not None:
-        profile = await profiles_repo.get_profile(
-            conn, profile_id=req.profile_id, user_id=user.user_id
-        )
-        config = profile_config(profile)
-        ttl = profile.cache_ttl_days
-    else:
-        assert req.profile is not None
-        profile, config = _inline_profile(req.profile, user=user)
-        to_save = profile
-        ttl = settings.api.default_cache_ttl_days
-    # Every enabled component must be one the service knows (and can schedule and price).
-    await catalog.get_resource_requirements(conn, component_names=[c.name for c in config.enabled])
-    if not settings.triton.enabled:
-        needing = [c.name for c in config.enabled if get_component(c.name).USES_MODEL_SERVER]
-        if needing:
-            raise ModelServingDisabled(
-                f"this deployment serves no models (TRENDFLOW_TRITON__ENABLED=false), and "
-                f"{', '.join(needing)} need one; choose a profile without them, or start the "
-                "stack with --triton on",
-                components=needing,
-            )
-    mapping = pinned_models(profile)
-    return ResolvedProfile(
-        profile_id=profile.profile_id,
-        config=config,
-        config_hash=config_hash(config),
-        model_signature=model_signature(mapping),
-        cache_ttl_days=ttl,
-        to_save=to_save,
-    )
-
-
-async def _cached(
-    conn: asyncpg.Connection, src: ResolvedSource, prof: ResolvedProfile, ttl_days: int
-) -> runs_repo.Run | None:
-    if ttl_days <= 0:
-        return None
-    return await runs_repo.find_cached_run(
+    return await resolve_profile(
         conn,
-        video_id=src.video_id,
-        config_hash=prof.config_hash,
-        model_signature=prof.model_signature,
-        finished_after=datetime.now(UTC) - timedelta(days=ttl_days),
+        user_id=user.user_id,
+        profile_id=req.profile_id,
+        inline=None if req.profile is None else _inline_profile(req.profile, user=user),
+        inline_cache_ttl_days=settings.api.default_cache_ttl_days,
+        models_served=settings.triton.enabled,
     )
 
 
@@ -211,11 +147,12 @@ async def estimate_run(
 ) -> EstimateOut:
     """Price and time of the requested run; nothing is written."""
     src = await resolve_source(req, user=user, store=store)
-    prof = await resolve_profile(conn, req, user=user, settings=settings)
-    hit = await _cached(conn, src, prof, prof.cache_ttl_days)
+    prof = await _resolve_profile(conn, req, user=user, settings=settings)
+    hit = await find_cached(conn, profile=prof, video_id=src.video_id,
+                            ttl_days=prof.cache_ttl_days)
     est = await estimate(
-        conn, profile=prof.config, video=_video_params(req, src), user_id=user.user_id,
-        settings=settings, reuse=hit is not None,
+        conn, profile=prof.config, video=_video_params(req, src), settings=settings,
+        reuse=hit is not None,
     )
     return _estimate_out(est, user.available, cached=hit is not None)
 
@@ -244,99 +181,34 @@ async def create_run(
         raise InputError("Idempotency-Key must be 1-128 printable characters without '#'",
                          field="Idempotency-Key")
     src = await resolve_source(req, user=user, store=store)
-    prof = await resolve_profile(conn, req, user=user, settings=settings)
+    prof = await _resolve_profile(conn, req, user=user, settings=settings)
     video = _video_params(req, src)
     if req.callback_url is not None:
         await check_callback_url(
             req.callback_url, allow_loopback=settings.api.webhook_allow_loopback
         )
-    # The stored key carries the request's fingerprint ("<client key>#<fingerprint>"), so a
-    # replay with a different body is recognised without another column.
-    stored_key = None
-    if idempotency_key is not None:
-        stored_key = f"{idempotency_key}#{request_fingerprint(src, prof, req)}"
-        earlier = await conn.fetchrow(
-            "SELECT run_id, idempotency_key FROM runs WHERE user_id = $1 "
-            "AND starts_with(idempotency_key, $2)",
-            user.user_id,
-            idempotency_key + "#",
-        )
-        if earlier is not None:
-            if earlier["idempotency_key"] != stored_key:
-                raise IdempotencyConflict(
-                    "this Idempotency-Key was used for a different request",
-                    idempotency_key=idempotency_key,
-                )
-            run = await runs_repo.get_run(conn, run_id=earlier["run_id"], user_id=user.user_id)
-            return run, False, None
     ttl = req.cache_ttl_days if req.cache_ttl_days is not None else prof.cache_ttl_days
-    ttl = min(ttl, settings.api.max_cache_ttl_days)
-    async with conn.transaction():
-        if prof.to_save is not None:
-            await profiles_repo.save_profile(conn, profile=prof.to_save)
-        hit = await _cached(conn, src, prof, ttl)
-        billed = await create_billed_run(
-            conn,
-            user_id=user.user_id,
-            profile_id=prof.profile_id,
-            platform_id=src.platform_id,  # type: ignore[arg-type]
-            video_id=src.video_id,
-            source=src.source,
-            video=video,
-            settings=settings,
-            title=src.title,
-            idempotency_key=stored_key,
-            callback_url=req.callback_url,
-            max_total=req.max_total,
-            reuse=hit is not None,
-        )
-        run = billed.run
-        if billed.created and hit is not None:
-            run = await _reuse(conn, run, hit)
-            await settle_run(conn, run_id=run.run_id)
+    billed = await create_billed_run(
+        conn,
+        user_id=user.user_id,
+        profile=prof,
+        platform_id=src.platform_id,  # type: ignore[arg-type]
+        video_id=src.video_id,
+        source=src.source,
+        video=video,
+        settings=settings,
+        title=src.title,
+        idempotency_key=idempotency_key,
+        fingerprint=request_fingerprint(src, prof, req),
+        callback_url=req.callback_url,
+        max_total=req.max_total,
+        cache_ttl_days=min(ttl, settings.api.max_cache_ttl_days),
+    )
     est = None
     if billed.estimate is not None:
         est = _estimate_out(billed.estimate, user.available - billed.estimate.total,
-                            cached=hit is not None)
-    return run, billed.created, est
-
-
-async def _reuse(
-    conn: asyncpg.Connection, run: runs_repo.Run, hit: runs_repo.Run
-) -> runs_repo.Run:
-    """Finish the just-queued ``run`` at once by pointing it at ``hit``'s artifacts.
-
-    Runs inside the creation transaction, so the scheduler never sees it queued.
-    """
-    row = await conn.fetchrow(
-        "UPDATE runs SET status = 'ok', stage = 'reused', reused_from_run_id = $2, "
-        "warnings = $3, started_at = now(), finished_at = now(), updated_at = now() "
-        "WHERE run_id = $1 AND status = 'queued' RETURNING run_id",
-        run.run_id,
-        hit.run_id,
-        list(hit.warnings),
-    )
-    if row is None:
-        raise InvalidStatusTransition(f"run {run.run_id} left the queue before reuse")
-    for comp in await rc_repo.list_run_components(conn, run_id=hit.run_id):
-        await rc_repo.upsert_run_component(
-            conn,
-            run_id=run.run_id,
-            component_name=comp.component_name,
-            status=comp.status,  # type: ignore[arg-type]
-            required=comp.required,
-            schema_version=comp.schema_version,
-            producer_version=comp.producer_version,
-            model=comp.model,
-            started_at=comp.started_at,
-            finished_at=comp.finished_at,
-            duration_ms=comp.duration_ms,
-            device_used=comp.device_used,
-            error=comp.error,
-            empty_reason=comp.empty_reason,
-            notes=[f"reused from run {hit.run_id}"],
-        )
-    return await runs_repo.get_run(conn, run_id=run.run_id)
+                            cached=billed.reused)
+    return billed.run, billed.created, est
 
 
 def run_out(run: runs_repo.Run) -> RunOut:

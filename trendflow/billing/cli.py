@@ -81,10 +81,11 @@ async def _balance(args: argparse.Namespace, settings: Settings, conn: Any) -> i
 async def _estimate(args: argparse.Namespace, settings: Settings, conn: Any) -> int:
     from trendflow.billing.estimate import estimate
     from trendflow.billing.pricing import VideoParams
+    from trendflow.db.repositories.profiles import get_profile
 
     video = VideoParams(duration_s=args.duration, width=args.width, height=args.height)
-    est = await estimate(conn, profile=args.profile, video=video, user_id=None,
-                         settings=settings)
+    profile = await get_profile(conn, profile_id=args.profile, user_id=None)
+    est = await estimate(conn, profile=profile.config(), video=video, settings=settings)
     print(json.dumps(est.to_dict(), indent=2))
     return 0
 

@@ -10,25 +10,23 @@ will be ready:
   the mean wall time of the last ``eta_recent_runs`` finished runs. With no finished run yet,
   each run ahead is assumed to take as long as this one; ``eta_basis`` says which was used.
 
-The run's creation (:func:`trendflow.billing.admission.create_billed_run`) calls the same function
+The run's creation (:func:`trendflow.runs.admission.create_billed_run`) calls the same function
 on the profile config pinned to the run, so the user reserves — and at most pays — exactly the
 total they were shown, unless an admin changed a price in between; ``max_total`` guards that.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
-from trendflow.actors.enqueue import profile_config
 from trendflow.billing.pricing import ComponentQuote, VideoParams, quote
 from trendflow.contracts.profile import ProfileConfig
 from trendflow.db.repositories import catalog
-from trendflow.db.repositories import profiles as profiles_repo
+from trendflow.db.repositories import runs as runs_repo
 from trendflow.errors import VideoTooLong, VideoTooShort
 from trendflow.settings import Settings, get_settings
 
@@ -111,16 +109,6 @@ class Estimate:
         return out
 
 
-async def resolve_profile(
-    conn: asyncpg.Connection, profile: str | ProfileConfig, user_id: uuid.UUID | None
-) -> ProfileConfig:
-    """A profile id (visible to ``user_id``) or an inline config → :class:`ProfileConfig`."""
-    if isinstance(profile, ProfileConfig):
-        return profile
-    stored = await profiles_repo.get_profile(conn, profile_id=profile, user_id=user_id)
-    return profile_config(stored)
-
-
 def check_duration(video: VideoParams, settings: Settings) -> None:
     """The Segmenter's limits, refused before anything is priced or reserved."""
     seg = settings.segmenter
@@ -141,23 +129,23 @@ def check_duration(video: VideoParams, settings: Settings) -> None:
 async def estimate(
     conn: asyncpg.Connection,
     *,
-    profile: str | ProfileConfig,
+    profile: ProfileConfig,
     video: VideoParams,
-    user_id: uuid.UUID | None,
     settings: Settings | None = None,
     reuse: bool = False,
     with_eta: bool = True,
 ) -> Estimate:
-    """Price ``profile`` (an id visible to ``user_id``, or a config) for ``video``.
+    """Price ``profile`` (resolved by :func:`trendflow.runs.request.resolve_profile`) for
+    ``video``.
 
     ``reuse=True`` prices every component at its cache price (the result of an earlier run is
-    reused). Errors: ``profile_not_found``, ``video_too_short``/``video_too_long``,
-    ``component_not_found`` (no pricing row or no such component), ``config_error`` (a pricing
-    row the formula cannot use).
+    reused). Errors: ``video_too_short``/``video_too_long`` (the one duration check of a
+    request), ``component_not_found`` (no pricing row), ``config_error`` (a pricing row the
+    formula cannot use).
     """
     settings = settings or get_settings()
     check_duration(video, settings)
-    config = await resolve_profile(conn, profile, user_id)
+    config = profile
     enabled = config.enabled
     prices = await catalog.get_pricing(conn, component_names=[c.name for c in enabled])
     lines = tuple(
@@ -187,20 +175,9 @@ async def _eta(
         processing = video.duration_s * settings.billing.decode_s_per_video_s + float(
             sum((line.quote.seconds for line in lines), Decimal(0))
         )
-    row = await conn.fetchrow(
-        """
-        SELECT (SELECT count(*) FROM runs WHERE status IN ('queued', 'running')) AS ahead,
-               (SELECT avg(extract(epoch FROM finished_at - started_at)) FROM (
-                   SELECT finished_at, started_at FROM runs
-                   WHERE status = 'ok' AND started_at IS NOT NULL AND finished_at IS NOT NULL
-                     AND reused_from_run_id IS NULL
-                   ORDER BY finished_at DESC LIMIT $1) recent) AS mean_run_s
-        """,
-        settings.billing.eta_recent_runs,
-    )
-    ahead = int(row["ahead"])
-    if row["mean_run_s"] is not None:
-        per_run = float(row["mean_run_s"])
+    ahead, mean_run_s = await runs_repo.eta_inputs(conn, recent=settings.billing.eta_recent_runs)
+    if mean_run_s is not None:
+        per_run = mean_run_s
         basis = f"mean wall time of the last {settings.billing.eta_recent_runs} finished runs"
     else:
         per_run = processing
@@ -209,5 +186,4 @@ async def _eta(
     return Eta(processing_s=processing, queue_wait_s=wait, runs_ahead=ahead, basis=basis)
 
 
-__all__ = ["ComponentEstimate", "Estimate", "Eta", "check_duration", "estimate",
-           "resolve_profile"]
+__all__ = ["ComponentEstimate", "Estimate", "Eta", "check_duration", "estimate"]

@@ -163,9 +163,9 @@ class ProfileConfig(BaseModel):
     components: tuple[ComponentConfig, ...]
     sampling: SamplingPolicy = SamplingPolicy()
     render: RenderSettings
-    # Execution limits (seconds; see trendflow.actors.policy.resolve_timeouts). They decide how
-    # long a run may take, not what it computes, so they are not part of config_hash.
-    timeouts: dict[str, float] = {}
+    # No per-profile timeouts: how long a run may take is the operator's setting
+    # (TRENDFLOW_RUNTIME__*_TIMEOUT_*, trendflow.actors.policy.resolve_timeouts), the same for
+    # every profile; a profile carrying ``timeouts`` is refused like any unknown field.
 
     @model_validator(mode="after")
     def _unique_enabled(self) -> Self:

@@ -24,11 +24,12 @@ from typing import Any
 import asyncpg
 
 from trendflow import jobs
-from trendflow.actors.enqueue import enqueue_run
 from trendflow.db.pool import open_database
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.db.repositories import users as users_repo
 from trendflow.errors import InputError, UserNotFound
+from trendflow.runs.enqueue import enqueue_run
+from trendflow.runs.request import resolve_profile
 from trendflow.settings import Settings
 
 
@@ -104,10 +105,12 @@ async def reprocess(args: argparse.Namespace, settings: Settings) -> int:
                 return 0
             user = await system_user(conn, settings.runtime.system_user_email)
             for i, c in enumerate(found, 1):
+                profile = await resolve_profile(conn, user_id=user.user_id,
+                                                profile_id=c.profile_id)
                 run, _ = await enqueue_run(
                     conn,
                     user_id=user.user_id,
-                    profile_id=c.profile_id,
+                    profile=profile,
                     platform_id=c.platform_id,  # type: ignore[arg-type]
                     video_id=c.video_id,
                     source=c.source,

@@ -99,8 +99,8 @@ def plan_components(
 ) -> list[PlannedComponent]:
     """The run's components: a profile's enabled ones (with params), or given instances.
 
-    Bare instances are required. Unknown names raise ``component_not_found``; unknown params
-    ``component_failed`` (from the component's constructor); duplicates ``invalid_profile``.
+    Bare instances are required. Unknown names raise ``component_not_found``; params the
+    component does not declare, and duplicates, ``invalid_profile``.
     """
     if isinstance(profile, ProfileConfig):
         planned = [

@@ -7,14 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
-from trendflow.actors.enqueue import profile_config
 from trendflow.api.deps import Conn, CurrentUser
 from trendflow.api.schemas import PROFILE_ID_PATTERN, ComponentIn, ErrorOut, ProfileIn, ProfileOut
-from trendflow.contracts.profile import ProfileConfig
-from trendflow.db.repositories import catalog
 from trendflow.db.repositories import profiles as repo
 from trendflow.db.repositories.users import User
 from trendflow.errors import Forbidden
+from trendflow.runs.request import check_profile
 
 router = APIRouter(prefix="/api/profiles", tags=["profiles"])
 ProfileId = Annotated[str, Path(pattern=PROFILE_ID_PATTERN)]
@@ -54,11 +52,9 @@ async def get_profile(profile_id: ProfileId, user: CurrentUser, conn: Conn) -> P
 
 async def _check_writable(conn: Conn, profile_id: str, user: User) -> None:
     """Only your own profiles change; a built-in or someone else's id is refused."""
-    existing = await conn.fetchrow(
-        "SELECT user_id FROM analysis_profiles WHERE profile_id = $1", profile_id
-    )
-    if existing is not None and existing["user_id"] != user.user_id:
-        if existing["user_id"] is None:
+    exists, owner = await repo.profile_owner(conn, profile_id=profile_id)
+    if exists and owner != user.user_id:
+        if owner is None:
             raise Forbidden(f"profile {profile_id!r} is built in and read-only",
                             profile_id=profile_id)
         raise Forbidden(f"profile id {profile_id!r} is taken", profile_id=profile_id)
@@ -73,12 +69,6 @@ async def put_profile(
         from trendflow.errors import InputError
 
         raise InputError("profile_id in the path and the body differ", field="profile_id")
-    config = ProfileConfig.parse(
-        {"components": [c.model_dump() for c in body.components], "sampling": body.sampling,
-         "render": body.render}
-    )
-    await catalog.get_resource_requirements(conn, component_names=[c.name for c in config.enabled])
-    await _check_writable(conn, profile_id, user)
     profile = repo.Profile(
         profile_id=profile_id,
         name=body.name,
@@ -93,9 +83,10 @@ async def put_profile(
             for c in body.components
         ),
     )
-    saved = await repo.save_profile(conn, profile=profile)
-    profile_config(saved)  # what a run would pin: must parse
-    return _out(saved, user)
+    # What a run of it would be refused for is refused now (components, params, catalog).
+    await check_profile(conn, profile.config())
+    await _check_writable(conn, profile_id, user)
+    return _out(await repo.save_profile(conn, profile=profile), user)
 
 
 @router.delete("/{profile_id}", status_code=204, response_class=Response, responses=_ERRORS)

@@ -27,6 +27,7 @@ from trendflow.contracts.manifest import Manifest
 from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.errors import ArtifactNotFound, RunNotReady, ServiceUnavailable
+from trendflow.runs import end_run
 from trendflow.storage.keys import artifact_key, manifest_key
 
 router = APIRouter(tags=["runs"])
@@ -161,7 +162,7 @@ async def cancel(run_id: uuid.UUID, user: CurrentUser, conn: Conn, ctx: Context)
     if ctx.scheduler is not None:
         await ctx.scheduler.cancel(str(run_id))
     elif run.status == "queued":
-        await runs_repo.set_run_status(conn, run_id=run_id, status="cancelled", stage="cancelled")
+        await end_run(conn, run_id=run_id, status="cancelled")
     else:
         raise ServiceUnavailable("the scheduler is not reachable; a running run cannot be "
                                  "cancelled now", run_id=str(run_id))

@@ -98,6 +98,17 @@ async def upsert_resource_requirement(
     return row_to(ResourceRequirement, row)
 
 
+async def widest_profile_cpus(conn: asyncpg.Connection) -> float | None:
+    """The most CPU cores any profile's enabled components ask for together (None: no
+    profile)."""
+    value = await conn.fetchval(
+        "SELECT max(s) FROM (SELECT sum(r.cpu_cores_per_task) AS s "
+        "FROM profile_components pc JOIN component_resource_requirements r "
+        "USING (component_name) WHERE pc.enabled GROUP BY pc.profile_id) t"
+    )
+    return None if value is None else float(value)
+
+
 async def get_pricing(
     conn: asyncpg.Connection, *, component_names: Iterable[str] | None = None
 ) -> dict[str, ComponentPrice]:

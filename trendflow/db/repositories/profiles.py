@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from trendflow.contracts.profile import ModelRef, ProfileConfig
 from trendflow.db.repositories._base import domain_errors
 from trendflow.errors import ProfileNotFound
 
@@ -60,6 +61,38 @@ class Profile:
     @property
     def builtin(self) -> bool:
         return self.user_id is None
+
+    def config(self) -> ProfileConfig:
+        """The profile as the validated :class:`ProfileConfig` that ``config_hash`` hashes
+        (:class:`~trendflow.errors.InvalidProfile` when it does not validate)."""
+        return ProfileConfig.parse(
+            {
+                "components": [
+                    {
+                        "name": c.component_name,
+                        "params": dict(c.params),
+                        "required": c.required,
+                        "enabled": c.enabled,
+                    }
+                    for c in self.components
+                ],
+                "sampling": dict(self.sampling),
+                "render": dict(self.render),
+            }
+        )
+
+    def pinned_models(self) -> dict[str, ModelRef]:
+        """The ``component → model:version`` mapping of the enabled components."""
+        mapping: dict[str, ModelRef] = {}
+        for comp in self.components:
+            if comp.enabled and comp.models:
+                model = comp.models[0]
+                mapping[comp.component_name] = ModelRef(
+                    name=model.model_name,
+                    version=model.model_version,
+                    weights_digest=model.weights_digest,
+                )
+        return mapping
 
 
 _PROFILE_COLS = (
@@ -137,6 +170,16 @@ async def list_profiles(
         include_archived,
     )
     return await _load(conn, rows)
+
+
+async def profile_owner(
+    conn: asyncpg.Connection, *, profile_id: str
+) -> tuple[bool, uuid.UUID | None]:
+    """Whether the profile id exists (archived ones too), and its owner (None: built in)."""
+    row = await conn.fetchrow(
+        "SELECT user_id FROM analysis_profiles WHERE profile_id = $1", profile_id
+    )
+    return (False, None) if row is None else (True, row["user_id"])
 
 
 async def save_profile(conn: asyncpg.Connection, *, profile: Profile) -> Profile:

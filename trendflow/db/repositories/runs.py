@@ -2,7 +2,10 @@
 
 Status moves along ``queued → running → ok | error | cancelled``; a ``running`` run may go back
 to ``queued`` (scheduler recovery) and a ``queued`` one may be cancelled or fail before it
-starts. Anything else raises :class:`InvalidStatusTransition`.
+starts, or end ``ok`` at once when it reuses a cached run's results (only with
+``reused_from_run_id`` set: :func:`mark_reused`). Anything else raises
+:class:`InvalidStatusTransition`. A run ends through :func:`trendflow.runs.end_run`, which
+settles its credits in the same transaction.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ RunStatus = Literal["queued", "running", "ok", "error", "cancelled"]
 RUN_STATUSES: tuple[str, ...] = ("queued", "running", "ok", "error", "cancelled")
 TERMINAL_STATUSES: frozenset[str] = frozenset({"ok", "error", "cancelled"})
 _TRANSITIONS: dict[str, frozenset[str]] = {
-    "queued": frozenset({"running", "cancelled", "error"}),
+    # ``ok`` straight from the queue: a cache reuse (checked in set_run_status).
+    "queued": frozenset({"running", "cancelled", "error", "ok"}),
     "running": frozenset({"ok", "error", "cancelled", "queued"}),
     "ok": frozenset(),
     "error": frozenset(),
@@ -153,10 +157,18 @@ async def create_run(
 
 
 async def get_run(
-    conn: asyncpg.Connection, *, run_id: uuid.UUID, user_id: uuid.UUID | None = None
+    conn: asyncpg.Connection,
+    *,
+    run_id: uuid.UUID,
+    user_id: uuid.UUID | None = None,
+    for_update: bool = False,
 ) -> Run:
-    """The run; with ``user_id``, only if it is that user's (others' runs are 'not found')."""
-    row = await conn.fetchrow(f"SELECT {_RUN} FROM runs WHERE run_id = $1", run_id)
+    """The run; with ``user_id``, only if it is that user's (others' runs are 'not found').
+
+    ``for_update`` locks the row until the caller's transaction ends.
+    """
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(f"SELECT {_RUN} FROM runs WHERE run_id = $1{lock}", run_id)
     if row is None or (user_id is not None and row["user_id"] != user_id):
         raise RunNotFound(f"run {run_id} does not exist", run_id=str(run_id))
     return row_to(Run, row)
@@ -222,12 +234,14 @@ async def set_run_status(
     Terminal statuses set ``finished_at``; going back to ``queued`` clears the worker.
     """
     async with conn.transaction():
-        current = await conn.fetchval(
-            "SELECT status FROM runs WHERE run_id = $1 FOR UPDATE", run_id
+        row = await conn.fetchrow(
+            "SELECT status, reused_from_run_id FROM runs WHERE run_id = $1 FOR UPDATE", run_id
         )
-        if current is None:
+        if row is None:
             raise RunNotFound(f"run {run_id} does not exist", run_id=str(run_id))
-        if status not in _TRANSITIONS[current]:
+        current = row["status"]
+        reuse = current == "queued" and status == "ok"
+        if status not in _TRANSITIONS[current] or (reuse and row["reused_from_run_id"] is None):
             raise InvalidStatusTransition(
                 f"run {run_id} cannot go from {current} to {status}",
                 run_id=str(run_id),
@@ -251,6 +265,88 @@ async def set_run_status(
                 None if error is None else dict(error),
             )
     return row_to(Run, row)
+
+
+async def mark_reused(
+    conn: asyncpg.Connection,
+    *,
+    run_id: uuid.UUID,
+    reused_from_run_id: uuid.UUID,
+    warnings: Sequence[Any],
+) -> None:
+    """Point a queued run at a cached run's results (it then ends ``ok`` without running)."""
+    status = await conn.execute(
+        "UPDATE runs SET reused_from_run_id = $2, warnings = $3, started_at = now(), "
+        "updated_at = now() WHERE run_id = $1 AND status = 'queued'",
+        run_id,
+        reused_from_run_id,
+        list(warnings),
+    )
+    if status.endswith(" 0"):
+        raise InvalidStatusTransition(
+            f"run {run_id} left the queue before it could reuse run {reused_from_run_id}",
+            run_id=str(run_id),
+        )
+
+
+async def find_by_idempotency_key(
+    conn: asyncpg.Connection, *, user_id: uuid.UUID, key_prefix: str
+) -> tuple[uuid.UUID, str] | None:
+    """The user's run whose stored idempotency key starts with ``key_prefix``, and that key."""
+    row = await conn.fetchrow(
+        "SELECT run_id, idempotency_key FROM runs WHERE user_id = $1 "
+        "AND starts_with(idempotency_key, $2)",
+        user_id,
+        key_prefix,
+    )
+    return None if row is None else (row["run_id"], row["idempotency_key"])
+
+
+async def eta_inputs(conn: asyncpg.Connection, *, recent: int) -> tuple[int, float | None]:
+    """Runs ahead in the queue (``queued`` + ``running``) and the mean wall time, in seconds,
+    of the last ``recent`` finished original runs (None before the first)."""
+    row = await conn.fetchrow(
+        """
+        SELECT (SELECT count(*) FROM runs WHERE status IN ('queued', 'running')) AS ahead,
+               (SELECT avg(extract(epoch FROM finished_at - started_at)) FROM (
+                   SELECT finished_at, started_at FROM runs
+                   WHERE status = 'ok' AND started_at IS NOT NULL AND finished_at IS NOT NULL
+                     AND reused_from_run_id IS NULL
+                   ORDER BY finished_at DESC LIMIT $1) last) AS mean_run_s
+        """,
+        recent,
+    )
+    mean = row["mean_run_s"]
+    return int(row["ahead"]), None if mean is None else float(mean)
+
+
+async def lock_video_runs(
+    conn: asyncpg.Connection, *, platform_id: str, video_id: str
+) -> list[asyncpg.Record]:
+    """The video's runs, oldest first, locked for the caller's transaction (a deletion):
+    ``run_id, user_id, status, reused_from_run_id``."""
+    return await conn.fetch(
+        "SELECT run_id, user_id, status, reused_from_run_id FROM runs "
+        "WHERE platform_id = $1 AND video_id = $2 ORDER BY created_at FOR UPDATE",
+        platform_id,
+        video_id,
+    )
+
+
+async def delete_runs(conn: asyncpg.Connection, *, run_ids: Sequence[uuid.UUID]) -> None:
+    """Delete runs (their components, artifacts and render cache rows cascade)."""
+    await conn.execute("DELETE FROM runs WHERE run_id = ANY($1)", list(run_ids))
+
+
+async def forget_owners(conn: asyncpg.Connection, *, run_ids: Sequence[uuid.UUID]) -> None:
+    """Unlink runs from their user (kept for others who reuse them): no user, callback,
+    idempotency key, nor the user's rendered texts."""
+    await conn.execute(
+        "UPDATE runs SET user_id = NULL, callback_url = NULL, idempotency_key = NULL, "
+        "updated_at = now() WHERE run_id = ANY($1)",
+        list(run_ids),
+    )
+    await conn.execute("DELETE FROM render_cache WHERE run_id = ANY($1)", list(run_ids))
 
 
 async def set_run_stage(conn: asyncpg.Connection, *, run_id: uuid.UUID, stage: str) -> None:

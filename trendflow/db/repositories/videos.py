@@ -107,6 +107,16 @@ async def get_video(conn: asyncpg.Connection, *, platform_id: str, video_id: str
     return row_to(Video, row)
 
 
+async def video_exists(conn: asyncpg.Connection, *, platform_id: str, video_id: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT true FROM videos WHERE platform_id = $1 AND video_id = $2",
+            platform_id,
+            video_id,
+        )
+    )
+
+
 async def delete_video(conn: asyncpg.Connection, *, platform_id: str, video_id: str) -> bool:
     """Delete the video and, by cascade, its runs, components, artifacts and render cache."""
     status = await conn.execute(

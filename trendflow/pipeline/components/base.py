@@ -27,7 +27,7 @@ import numpy as np
 
 from trendflow.contracts.arrays import ArraySpec
 from trendflow.contracts.empty import EmptyReason
-from trendflow.errors import ComponentError, MissingFrameIndices
+from trendflow.errors import ComponentError, InvalidProfile, MissingFrameIndices
 from trendflow.pipeline.sampling import Sampling
 from trendflow.pipeline.types import AudioTrack, FrameChunk, Timeline, VideoInfo, VideoMeta
 
@@ -122,13 +122,7 @@ class Component(ABC):
     DESCRIPTION: ClassVar[str] = ""
 
     def __init__(self, **params: Any) -> None:
-        unknown = set(params) - set(self.default_params())
-        if unknown:
-            raise ComponentError(
-                f"{self.NAME}: unknown params {sorted(unknown)}; "
-                f"known: {sorted(self.default_params())}",
-                component=self.NAME,
-            )
+        self.check_params(params)
         self.params: dict[str, Any] = {**self.default_params(), **params}
         self.ctx: ComponentContext | None = None
 
@@ -136,6 +130,28 @@ class Component(ABC):
     def default_params(cls) -> dict[str, Any]:
         """The params a profile may set, with their defaults (override in subclasses)."""
         return {}
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """Refuse params the component does not declare, or not of its default's JSON type
+        (:class:`InvalidProfile`): checked when a run is priced and created, so a bad param
+        never reaches a worker."""
+        declared = cls.default_params()
+        unknown = sorted(set(params) - set(declared))
+        if unknown:
+            raise InvalidProfile(
+                f"{cls.NAME}: unknown params {unknown}; known: {sorted(declared)}",
+                component=cls.NAME,
+                params=unknown,
+            )
+        for name, value in params.items():
+            if not _same_json_type(value, declared[name]):
+                raise InvalidProfile(
+                    f"{cls.NAME}: param {name} must be {_json_type(declared[name])}, "
+                    f"got {_json_type(value)}",
+                    component=cls.NAME,
+                    params=[name],
+                )
 
     @classmethod
     def frame_based(cls) -> bool:
@@ -174,6 +190,36 @@ class Component(ABC):
         if self.ctx is None:
             raise ComponentError(f"{self.NAME}: setup() was not called", component=self.NAME)
         return self.ctx
+
+
+def _json_type(value: Any) -> str:
+    match value:
+        case bool():
+            return "a boolean"
+        case int() | float():
+            return "a number"
+        case str():
+            return "a string"
+        case list() | tuple():
+            return "a list"
+        case Mapping():
+            return "an object"
+    return "null" if value is None else type(value).__name__
+
+
+def _same_json_type(value: Any, default: Any) -> bool:
+    """Whether ``value`` may replace ``default``: the same JSON type; an integer param takes
+    an integral number (``2.0`` is ``2``, as :func:`~trendflow.contracts.profile.config_hash`
+    hashes it); a None default takes anything."""
+    if default is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    return _json_type(value) == _json_type(default)
 
 
 def select_chunk(chunk: FrameChunk, indices: np.ndarray) -> ComponentChunk:

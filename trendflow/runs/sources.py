@@ -64,10 +64,6 @@ def upload_source(key: str, meta: VideoMeta) -> dict[str, Any]:
     return {"kind": "upload", "key": key, "meta": meta_to_json(meta)}
 
 
-def url_source(url: str) -> dict[str, Any]:
-    return {"kind": "url", "url": url}
-
-
 def check_source(data: Mapping[str, Any]) -> str:
     """The source's kind, after checking it has exactly the fields of that kind."""
     kind = data.get("kind")
@@ -87,6 +83,5 @@ __all__ = [
     "meta_from_json",
     "meta_to_json",
     "upload_source",
-    "url_source",
     "youtube_source",
 ]

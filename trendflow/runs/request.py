@@ -1,0 +1,115 @@
+"""A run request resolved once: the profile and its identity hashes, checked before anything
+is written.
+
+:func:`resolve_profile` is the one place a requested profile (a stored one visible to the user,
+or an inline one not saved yet) becomes the value every later step uses: the
+:class:`~trendflow.contracts.profile.ProfileConfig` parsed once, its components known, schedulable
+and priced, each component's params checked against the params it declares
+(:meth:`~trendflow.pipeline.components.base.Component.check_params`), the pinned models, and the
+``config_hash`` / ``model_signature`` of the cache key. Pricing (``POST /api/estimate``),
+creation (:func:`~trendflow.runs.admission.create_billed_run`) and the bulk jobs
+(:func:`~trendflow.runs.enqueue.enqueue_run`) all take this value, so a request the service
+would refuse later is refused here, with a 4xx and nothing reserved.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+
+import asyncpg
+
+from trendflow.contracts.profile import ModelRef, ProfileConfig, config_hash, model_signature
+from trendflow.db.repositories import catalog
+from trendflow.db.repositories import profiles as profiles_repo
+from trendflow.errors import InputError, ModelServingDisabled
+from trendflow.pipeline.components.registry import get_component
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedProfile:
+    """A requested profile, validated, with the hashes of the run identity and cache key."""
+
+    profile_id: str
+    config: ProfileConfig
+    models: dict[str, ModelRef]  # component → pinned model (model-backed components only)
+    config_hash: str
+    model_signature: str
+    cache_ttl_days: int  # the profile's own, or the default for an inline profile
+    to_save: profiles_repo.Profile | None = None  # an inline profile, saved with the run
+
+    @property
+    def model_mapping(self) -> dict[str, str]:
+        """The pinned models as the run row stores them (``name:version[@digest]``)."""
+        return {name: ref.ref for name, ref in self.models.items()}
+
+
+async def check_profile(
+    conn: asyncpg.Connection, config: ProfileConfig, *, models_served: bool = True
+) -> None:
+    """Every enabled component exists, declares the params it is given, can be scheduled and
+    priced (a row in ``component_resource_requirements``), and — when this deployment serves
+    no models (``models_served=False``) — needs no model server."""
+    classes = {c.name: get_component(c.name) for c in config.enabled}
+    for comp in config.enabled:
+        classes[comp.name].check_params(comp.params)
+    await catalog.get_resource_requirements(conn, component_names=list(classes))
+    if not models_served:
+        needing = sorted(name for name, cls in classes.items() if cls.USES_MODEL_SERVER)
+        if needing:
+            raise ModelServingDisabled(
+                f"this deployment serves no models (TRENDFLOW_TRITON__ENABLED=false), and "
+                f"{', '.join(needing)} need one; choose a profile without them, or start the "
+                "stack with --triton on",
+                components=needing,
+            )
+
+
+async def resolve_profile(
+    conn: asyncpg.Connection,
+    *,
+    user_id: uuid.UUID | None,
+    profile_id: str | None = None,
+    inline: profiles_repo.Profile | None = None,
+    inline_cache_ttl_days: int = 0,
+    models_served: bool = True,
+) -> ResolvedProfile:
+    """The stored profile ``profile_id`` (built in, public or ``user_id``'s) or the unsaved
+    ``inline`` one (its cache window: ``inline_cache_ttl_days``; its id is derived here from the
+    user and the config hash, whatever ``inline.profile_id`` says), checked by
+    :func:`check_profile`.
+
+    Errors: ``profile_not_found``, ``invalid_profile`` (also for params a component does not
+    declare), ``component_not_found``, ``model_serving_disabled``.
+    """
+    if (profile_id is None) == (inline is None):
+        raise InputError("give exactly one of a profile id and an inline profile",
+                         field="profile")
+    if profile_id is not None:
+        profile = await profiles_repo.get_profile(conn, profile_id=profile_id, user_id=user_id)
+        ttl = profile.cache_ttl_days
+    else:
+        assert inline is not None
+        profile, ttl = inline, inline_cache_ttl_days
+    config = profile.config()
+    await check_profile(conn, config, models_served=models_served)
+    digest = config_hash(config)
+    if inline is not None:
+        if user_id is None:
+            raise InputError("an inline profile needs a user", field="profile")
+        # One stored copy per user and config: the same inline request reuses it.
+        profile = replace(inline, profile_id=f"inline-{user_id.hex[:8]}-{digest[:12]}",
+                          user_id=user_id)
+    models = profile.pinned_models()
+    return ResolvedProfile(
+        profile_id=profile.profile_id,
+        config=config,
+        models=models,
+        config_hash=digest,
+        model_signature=model_signature(models),
+        cache_ttl_days=ttl,
+        to_save=profile if inline is not None else None,
+    )
+
+
+__all__ = ["ResolvedProfile", "check_profile", "resolve_profile"]
