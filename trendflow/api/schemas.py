@@ -58,6 +58,9 @@ class VideoMetaIn(_In):
     channel: str | None = Field(default=None, max_length=200)
     published_at: datetime | None = None
     language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+    # The forecast's inputs an uploader can type: YouTube's category number and channel size.
+    category_id: int | None = Field(default=None, ge=1, le=100)
+    channel_follower_count: int | None = Field(default=None, ge=0, le=10**10)
 
     @field_validator("tags")
     @classmethod

@@ -33,6 +33,8 @@ def meta_to_json(meta: VideoMeta) -> dict[str, Any]:
         "like_count": meta.like_count,
         "comment_count": meta.comment_count,
         "language": meta.language,
+        "category_id": meta.category_id,
+        "channel_follower_count": meta.channel_follower_count,
         "captions": None
         if meta.captions is None
         else [[c.start_s, c.end_s, c.text] for c in meta.captions],
