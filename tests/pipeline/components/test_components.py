@@ -10,7 +10,7 @@ import pytest
 
 from tests.pipeline.components._harness import make_context, run_on_audio, run_on_frames
 from trendflow.contracts.arrays import check_arrays
-from trendflow.errors import ComponentError, ComponentNotFound, MissingFrameIndices
+from trendflow.errors import ComponentError, ComponentNotFound, InvalidProfile, MissingFrameIndices
 from trendflow.pipeline.components import all_components, get_component
 from trendflow.pipeline.components.base import Component, Resources, frame_outputs
 from trendflow.pipeline.components.color_stats import ColorStats
@@ -70,7 +70,7 @@ def test_declarations_are_complete_and_instances_pickle(name: str) -> None:
 
 
 def test_unknown_params_are_refused() -> None:
-    with pytest.raises(ComponentError, match="min_contnt"):
+    with pytest.raises(InvalidProfile, match="min_contnt"):
         ShotDetection(min_contnt=3)
 
 

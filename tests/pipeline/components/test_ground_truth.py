@@ -101,7 +101,8 @@ async def test_every_npz_loads_without_pickle_and_matches_its_schema(
     media: MediaLibrary, tmp_path: Path
 ) -> None:
     # The CPU set; the Triton-backed components are validated in tests/triton/test_components.py.
-    classes = {n: c for n, c in all_components().items() if c.RESOURCES.gpu_memory_mb == 0}
+    classes = {n: c for n, c in all_components().items()
+               if c.RESOURCES.gpu_memory_mb == 0 and not c.USES_MODEL_SERVER}
     manifest, _, store = await analyse(
         media.path("scene_cuts"), [c() for c in classes.values()], tmp_path
     )
