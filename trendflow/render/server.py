@@ -12,8 +12,6 @@ to prove a cache hit made no call.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -22,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from trendflow.errors import ConfigError, LlmUnavailable
-from trendflow.processes import log_tail
+from trendflow.processes import alive_as, log_tail, stop_pid
 from trendflow.render.models import get_model, verify
 from trendflow.settings import LlmSettings
 
@@ -128,35 +126,11 @@ def stop_server(work_dir: Path, *, timeout_s: float = 20.0) -> bool:
     info = read_server(work_dir)
     if info is None:
         return False
-    pid_file = work_dir / PID_FILE
-    if not _alive(info.pid):
-        pid_file.unlink(missing_ok=True)
-        return False
-    os.kill(info.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _alive(info.pid):
-        time.sleep(0.1)
-    if _alive(info.pid):
-        os.kill(info.pid, signal.SIGKILL)
-        while _alive(info.pid):
-            time.sleep(0.05)
-    pid_file.unlink(missing_ok=True)
-    return True
+    return stop_pid(info.pid, work_dir / PID_FILE, b"llama-server", timeout_s=timeout_s)
 
 
 def _alive(pid: int) -> bool:
-    """Alive and really a llama-server; reaps our own exited child."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"llama-server" in cmdline.split(b"\0", 1)[0]
+    return alive_as(pid, b"llama-server")
 
 
 __all__ = ["LlmServerInfo", "read_server", "server_ready", "start_server",

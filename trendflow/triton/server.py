@@ -21,7 +21,6 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import httpx
 
 from trendflow.errors import ConfigError, DependencyMissing, ServiceUnavailable
 from trendflow.priority import lower_priority
-from trendflow.processes import log_tail
+from trendflow.processes import alive_as, log_tail, stop_pid
 
 PID_FILE = "tritonserver.pid.json"
 LOG_FILE = "tritonserver.log"
@@ -269,35 +268,11 @@ def stop_server(work_dir: Path, *, timeout_s: float = _EXIT_TIMEOUT_S + 10) -> b
     info = read_server(work_dir)
     if info is None:
         return False
-    pid_file = work_dir / PID_FILE
-    if not _alive(info.pid):
-        pid_file.unlink(missing_ok=True)
-        return False
-    os.kill(info.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _alive(info.pid):
-        time.sleep(0.1)
-    if _alive(info.pid):
-        os.kill(info.pid, signal.SIGKILL)
-        while _alive(info.pid):
-            time.sleep(0.05)
-    pid_file.unlink(missing_ok=True)
-    return True
+    return stop_pid(info.pid, work_dir / PID_FILE, b"tritonserver", timeout_s=timeout_s)
 
 
 def _alive(pid: int) -> bool:
-    """Alive and really a tritonserver; reaps our own exited child so it does not linger."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass  # not our child: started by another `trendflow triton up`
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"tritonserver" in cmdline.split(b"\0", 1)[0]
+    return alive_as(pid, b"tritonserver")
 
 
 def _ready(http_url: str) -> bool:
