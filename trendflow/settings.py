@@ -197,7 +197,14 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     dashboard_port: int = Field(default=8265, ge=1, le=65535)
-    ray_port: int = Field(default=6380, ge=1, le=65535)
+    # The local stack's other Ray head ports (`trendflow up`); 0: a free loopback port chosen at
+    # `up`, recorded in the stack's state and shown by `trendflow status`. A fixed one that is
+    # taken is refused before anything starts. Ray picks its remaining internal ports (node and
+    # object managers, runtime-env and metrics agents) free itself.
+    ray_port: int = Field(default=0, ge=0, le=65535)  # GCS: `ray.init(address=...)` joins here
+    ray_dashboard_agent_port: int = Field(default=0, ge=0, le=65535)  # Ray's own default 52365
+    ray_client_port: int = Field(default=0, ge=0, le=65535)  # Ray Client; Ray's default 10001
+    ray_metrics_port: int = Field(default=0, ge=0, le=65535)  # Prometheus text of Ray's metrics
     replicas: int = Field(default=1, ge=1)
     # Per replica: requests handled at once, and requests waiting for one of those slots; any
     # more are refused at once with 503 `overloaded` (load shedding, trendflow.api.shedding).

@@ -9,8 +9,12 @@ every piece it starts, on loopback only:
 3. Triton from the wheel on ``triton_repo/`` — only when asked (``--triton on``) or when the
    profile named with ``--profile`` has model-backed components (``--triton auto``, the default);
    a skipped Triton is reported with the reason, never silently;
-4. a local Ray head with the dashboard (``ray.init(address="local")`` in the supervisor;
-   ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` keeps it on 127.0.0.1; Ray's token auth stays on);
+4. a Ray head of its own with the dashboard and job agent (``ray start --head --block``, a child
+   of the supervisor, which then joins it): every port it opens is set (``api.ray_port``,
+   ``api.dashboard_port``, ``api.ray_dashboard_agent_port``, ``api.ray_client_port``,
+   ``api.ray_metrics_port``; 0 = a free loopback port), so two stacks — or a stack and another
+   Ray on the machine — never clash; ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` keeps it on
+   127.0.0.1; Ray's token auth stays on;
 5. the scheduler actor and 6. the Serve app on ``127.0.0.1:<api.port>``: with direct ingress
    (``api.serve_direct_ingress``, the default) the API replica itself listens there and Serve's
    proxy on ``api.serve_proxy_port`` (a free loopback port unless set); without it, the proxy
@@ -19,8 +23,8 @@ every piece it starts, on loopback only:
 
 It records what it started (PIDs, ports, URLs) in ``<data_dir>/stack/state.json`` (mode 0600,
 it holds the local admin token) and, on ``SIGTERM`` (``trendflow down``), stops exactly those
-pieces through their APIs: Serve, the scheduler, ``ray.shutdown()`` (which ends the Ray processes
-this supervisor started — never ``ray stop``), Triton by PID, PostgreSQL with ``pg_ctl`` if it
+pieces through their APIs: Serve, the scheduler, ``ray.shutdown()``, then SIGTERM to its own
+``ray start --block`` (which ends the Ray processes it started — never ``ray stop``), Triton by PID, PostgreSQL with ``pg_ctl`` if it
 started it. Should the supervisor not exit, ``down`` ends the recorded PIDs one by one.
 
 Crashes: a Triton that exits while the stack runs is started again by the supervisor on the same
@@ -106,6 +110,7 @@ class StackState:
     # Ray's per-node metrics endpoint (Prometheus text; TrendFlow's metrics as ray_trendflow_*).
     ray_metrics_url: str | None = None
     ray_address: str | None = None
+    ray_ports: dict[str, int] = field(default_factory=dict)  # by `ray start` option
     ray_pids: list[int] = field(default_factory=list)
     # Every Ray process of the stack seen so far (the ones above, the agents and workers the
     # raylet started) → its start time, so that a PID reused since is never signalled. The
@@ -208,6 +213,8 @@ class _Supervisor:
         self.state = StackState(phase="starting", supervisor_pid=os.getpid(),
                                 data_dir=str(self.settings.data_dir), started_at=time.time())
         self._scheduler: Any = None
+        self._ray_head: subprocess.Popen[bytes] | None = None
+        self._ray_ports: dict[str, int] = {}
         self._stop = threading.Event()
         self._triton_restarts: list[float] = []  # monotonic times of restarts in the window
         self._triton_next_try = 0.0
@@ -343,7 +350,36 @@ class _Supervisor:
             need += rt.cpu_worker_cpus * len(model_backed)
         return max(os.cpu_count() or 1, int(need + 0.999) + 1)
 
+    def ray_ports(self) -> dict[str, int]:
+        """The Ray head's ports by option of ``ray start``: a fixed one checked free (else a
+        ConfigError naming its setting), each 0 replaced by a free loopback port."""
+        api = self.settings.api
+        wanted = {
+            "port": (api.ray_port, "Ray GCS", "TRENDFLOW_API__RAY_PORT"),
+            "dashboard-port": (api.dashboard_port, "dashboard", "TRENDFLOW_API__DASHBOARD_PORT"),
+            "dashboard-agent-listen-port": (api.ray_dashboard_agent_port, "Ray dashboard agent",
+                                            "TRENDFLOW_API__RAY_DASHBOARD_AGENT_PORT"),
+            "ray-client-server-port": (api.ray_client_port, "Ray Client",
+                                       "TRENDFLOW_API__RAY_CLIENT_PORT"),
+            "metrics-export-port": (api.ray_metrics_port, "Ray metrics",
+                                    "TRENDFLOW_API__RAY_METRICS_PORT"),
+        }
+        fixed = [port for port, _, _ in wanted.values() if port]
+        if len(set(fixed)) < len(fixed):
+            raise ConfigError(f"the stack's Ray ports must differ: {sorted(fixed)}")
+        ports: dict[str, int] = {}
+        for option, (port, what, setting) in wanted.items():
+            if port:
+                _check_port(port, what, setting)
+            else:
+                while (port := _free_port()) in fixed or port in ports.values():
+                    pass
+            ports[option] = port
+        return ports
+
     def start_ray(self) -> None:
+        """A Ray head of this stack's own (``ray start --head --block``, a child of this
+        process, every port set: two stacks on one machine never clash), then join it."""
         from trendflow.api.serving import serve_environment
 
         # Set before Ray (and Serve) is imported and before the raylet starts: Serve reads its
@@ -352,45 +388,67 @@ class _Supervisor:
         # Ray starts its workers at niceness 15 (API replicas and scheduler included) and only
         # root may lower it: at 0 they outrank the component workers and Triton, which go to
         # runtime.worker_niceness themselves (trendflow.priority).
+        # Token auth (Ray's default for a new cluster) is on: a client joining it (this
+        # process, `ray job submit`) sends the token only with RAY_AUTH_MODE=token.
         ray_env = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_worker_niceness": "0",
-                   **serve_env}
+                   "RAY_AUTH_MODE": "token", **serve_env}
         os.environ.update(ray_env)
         self.state.serve_env = serve_env
-        import ray
-        from ray._private.node import Node
-        from ray._private.worker import RayContext
-
-        api = self.settings.api
+        ports = self._ray_ports or self.ray_ports()
         # Short: unix socket paths under the temp dir must stay below 107 bytes.
         temp = tempfile.mkdtemp(prefix="tfstack-", dir="/tmp")
         self.state.ray_temp_dir = temp
         cpus = self.ray_cpus()
-        ctx = ray.init(
-            address="local",
-            num_cpus=cpus,
-            include_dashboard=True,
-            dashboard_host="127.0.0.1",
-            dashboard_port=api.dashboard_port,
-            namespace=self.settings.runtime.namespace,
-            _temp_dir=temp,
-            log_to_driver=False,
-            runtime_env={"env_vars": ray_env},
-            _system_config={"free_objects_period_milliseconds": 100},
-        )
+        log = stack_dir(self.settings) / "ray-head.log"
+        cmd = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+               "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1",
+               "--include-dashboard=true", "--disable-usage-stats", f"--num-cpus={cpus}",
+               f"--temp-dir={temp}",
+               "--system-config=" + json.dumps({"free_objects_period_milliseconds": 100}),
+               *(f"--{option}={port}" for option, port in ports.items())]
+        with open(log, "wb") as out:
+            self._ray_head = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                              stdin=subprocess.DEVNULL)
+        self.state.ray_pids = [self._ray_head.pid]
+        self.state.ray_address = f"127.0.0.1:{ports['port']}"
+        self.save()  # the head's PID is on record before anything can leave it orphaned
+        deadline = time.monotonic() + 180
+        while "Ray runtime started" not in log.read_text(errors="replace"):
+            if self._ray_head.poll() is not None or time.monotonic() > deadline:
+                why = (f"exited with {self._ray_head.returncode}"
+                       if self._ray_head.returncode is not None else "did not start in 180 s")
+                raise ServiceUnavailable(f"the stack's Ray head ({' '.join(cmd[:4])}) {why}; "
+                                         f"{log}:\n{log_tail(log)}")
+            time.sleep(0.3)
+        import ray
+        from ray._private.worker import RayContext
+
+        ctx = ray.init(address=self.state.ray_address,
+                       namespace=self.settings.runtime.namespace, log_to_driver=False,
+                       runtime_env={"env_vars": ray_env})
         if not isinstance(ctx, RayContext):  # a Ray Client context comes only from ray://
             raise RuntimeError(f"ray.init returned {type(ctx).__name__}, not a local node")
-        # Set by the ray.init above; Ray declares the global as plain `None`, without its type.
-        node = cast(Node, ray._private.worker._global_node)
-        pids = [info.process.pid for infos in node.all_processes.values() for info in infos
-                if info.process is not None]
-        self.state.ray_address = ctx.address_info["address"]
-        self.state.ray_pids = pids
         self.record_ray_processes()
+        self.state.ray_pids = [int(pid) for pid in self.state.ray_processes]
         self.state.ray_cpus = cpus
-        self.state.dashboard_url = "http://" + str(ctx.dashboard_url)
-        self.state.ray_metrics_url = f"http://127.0.0.1:{node.metrics_export_port}/metrics"
+        self.state.ray_ports = ports
+        self.state.dashboard_url = f"http://127.0.0.1:{ports['dashboard-port']}"
+        self.state.ray_metrics_url = f"http://127.0.0.1:{ports['metrics-export-port']}/metrics"
         self.log(f"ray: {self.state.ray_address}, dashboard {self.state.dashboard_url}, "
                  f"{cpus:g} logical CPUs, planning {self.settings.runtime.planning_cpus:g} cores")
+
+    def stop_ray_head(self) -> None:
+        """End the Ray head this process started: SIGTERM makes ``ray start --block`` stop
+        every process it started; SIGKILL after 30 s."""
+        head = self._ray_head
+        if head is None or head.poll() is not None:
+            return
+        head.terminate()
+        try:
+            head.wait(30)
+        except subprocess.TimeoutExpired:
+            head.kill()
+            head.wait(10)
 
     def record_ray_processes(self) -> None:
         """Add the Ray processes alive now (``ray_pids`` and their descendants) to the state."""
@@ -503,7 +561,7 @@ class _Supervisor:
         try:
             s = self.settings
             _check_api_ports(s)
-            _check_port(s.api.dashboard_port, "dashboard", "TRENDFLOW_API__DASHBOARD_PORT")
+            self._ray_ports = self.ray_ports()  # every port checked before anything starts
             self.save()
             self.start_postgres()
             self.save()
@@ -554,6 +612,8 @@ class _Supervisor:
                     ray.kill(self._scheduler, no_restart=True)
             with _step(self, "ray"):
                 ray.shutdown()
+        with _step(self, "ray head"):
+            self.stop_ray_head()
         # Only once every Ray process has exited: one still shutting down writes into it.
         _wait_gone([p for p in self.state.ray_pids if pid_alive(p)], 30.0)
         _remove_temp(self.state)
@@ -836,6 +896,9 @@ def status(settings: Settings) -> tuple[bool, list[tuple[str, str, str]]]:
     rows.append(("ray", "up" if alive_ray else "down",
                  f"{state.ray_address}, {len(alive_ray)}/{len(state.ray_pids)} processes"))
     rows.append(("dashboard", _http_state(state.dashboard_url), str(state.dashboard_url)))
+    if state.ray_ports:
+        rows.append(("ray ports", "", ", ".join(f"{option.removesuffix('-port')} {port}"
+                                                for option, port in state.ray_ports.items())))
     health: dict[str, Any] = {}
     if state.api_url:
         with contextlib.suppress(httpx.HTTPError, ValueError):

@@ -66,3 +66,26 @@ async def test_upload_keeps_its_filename(api: ApiHarness, scene_cuts_clip: synth
     est = await api.client.post("/api/estimate", headers=api["alice"].headers,
                                 json={"upload_id": up["upload_id"], "profile_id": "fast"})
     assert est.status_code == 200, est.text  # the run path finds the stored file by that name
+
+
+def test_the_stacks_ray_ports_are_its_own_and_a_taken_one_is_refused(tmp_path: Path) -> None:
+    """Ray's fixed defaults (6379, 8265's agent 52365, Ray Client 10001) are never assumed: a
+    0 becomes a free port, so a second Ray on the machine cannot take the stack's job agent; a
+    fixed port that is taken is refused, naming its setting, before anything starts."""
+    sup = stack._Supervisor(Settings(data_dir=tmp_path), triton_mode="off", profile="fast")
+    ports = sup.ray_ports()
+    assert set(ports) == {"port", "dashboard-port", "dashboard-agent-listen-port",
+                          "ray-client-server-port", "metrics-export-port"}
+    assert len(set(ports.values())) == len(ports)
+    assert not {6379, 52365, 10001} & set(ports.values())
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        settings = Settings(data_dir=tmp_path, api={"ray_dashboard_agent_port": taken})
+        sup = stack._Supervisor(settings, triton_mode="off", profile="fast")
+        with pytest.raises(ConfigError, match="TRENDFLOW_API__RAY_DASHBOARD_AGENT_PORT"):
+            sup.ray_ports()
+    settings = Settings(data_dir=tmp_path, api={"ray_port": 40123, "ray_client_port": 40123})
+    with pytest.raises(ConfigError, match="must differ"):
+        stack._Supervisor(settings, triton_mode="off", profile="fast").ray_ports()
