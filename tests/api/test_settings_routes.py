@@ -1,7 +1,13 @@
-"""``GET/PATCH /api/me/settings``: each user's own settings, partial changes, refusals in words."""
+"""``GET/PATCH /api/me/settings``: each user's own settings, partial changes, refusals in words,
+and what the settings change: the cache window of estimates and runs."""
 
 from __future__ import annotations
 
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from tests.api.test_routes import profile, uploaded  # noqa: F401 - the fixtures used here
 from tests.fixtures.api import ApiHarness
 
 
@@ -28,3 +34,48 @@ async def test_bad_settings_are_refused_with_their_field(api: ApiHarness) -> Non
         assert refused.json()["code"] == "invalid_input", refused.json()
     assert (await api.client.get("/api/me/settings", headers=alice)).json()[
         "report_sentences_min"] == 50
+
+
+async def _finished_run(api: ApiHarness, body: dict[str, Any]) -> str:
+    """A run of alice's, left finished as the scheduler leaves one (a cache candidate)."""
+    r = await api.client.post("/api/runs", json={**body, "cache_ttl_days": 0},
+                              headers=api["alice"].headers)
+    assert r.status_code == 201 and r.json()["status"] == "queued", r.text
+    run_id = uuid.UUID(r.json()["run_id"])
+    async with api.ctx.db.acquire() as conn:
+        await conn.execute("UPDATE runs SET status='ok', finished_at=now() WHERE run_id=$1",
+                           run_id)
+        await conn.execute("UPDATE run_components SET status='ok' WHERE run_id=$1", run_id)
+    return str(run_id)
+
+
+async def test_the_cache_window_setting_decides_reuse_in_the_estimate_and_the_run(
+    api: ApiHarness, uploaded: dict[str, Any]  # noqa: F811
+) -> None:
+    alice = api["alice"].headers
+    body = {"upload_id": uploaded["upload_id"], "profile_id": uploaded["profile"]}
+    earlier = await _finished_run(api, body)
+    r = await api.client.patch("/api/me/settings", headers=alice, json={"cache_ttl_days": 0})
+    assert r.status_code == 200 and r.json()["cache_ttl_days"] == 0
+
+    quote = (await api.client.post("/api/estimate", json=body, headers=alice)).json()
+    assert quote["cached"] is False
+    fresh = await api.client.post("/api/runs", json={**body, "max_total": quote["total"]},
+                                  headers=alice)
+    assert fresh.status_code == 201, fresh.text  # the quote was the price
+    assert fresh.json()["status"] == "queued" and fresh.json()["reused_from_run_id"] is None
+
+    # the request's own window still wins over the account's
+    asked = (await api.client.post("/api/estimate", json={**body, "cache_ttl_days": 3},
+                                   headers=alice)).json()
+    assert asked["cached"] is True
+
+    await api.client.patch("/api/me/settings", headers=alice, json={"cache_ttl_days": 3})
+    cached_quote = (await api.client.post("/api/estimate", json=body, headers=alice)).json()
+    assert cached_quote["cached"] is True
+    assert Decimal(cached_quote["total"]) < Decimal(quote["total"])
+    reused = await api.client.post("/api/runs",
+                                   json={**body, "max_total": cached_quote["total"]},
+                                   headers=alice)
+    assert reused.status_code == 201, reused.text
+    assert reused.json()["status"] == "ok" and reused.json()["reused_from_run_id"] == earlier

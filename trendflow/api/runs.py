@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -37,6 +37,7 @@ from trendflow.contracts.identity import parse_youtube_video_id
 from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import profiles as profiles_repo
 from trendflow.db.repositories import runs as runs_repo
+from trendflow.db.repositories import users as users_repo
 from trendflow.db.repositories.users import User
 from trendflow.errors import InputError
 from trendflow.pipeline.types import VideoMeta
@@ -48,6 +49,9 @@ from trendflow.storage.base import ResultStore
 from trendflow.storage.keys import upload_key
 
 TERMINAL_COMPONENT = frozenset({"ok", "empty", "error", "skipped"})
+# The poll interval a run's status suggests (``Retry-After``) while the run is not finished:
+# stages and component progress change every few seconds.
+STATUS_POLL_S = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,7 @@ class ResolvedSource:
     video_id: str
     source: dict[str, Any]
     title: str | None
+    url: str | None  # the canonical URL fetched (YouTube); None for an upload
     facts: VideoParams | None  # known for uploads (probed); YouTube needs the client's duration
 
 
@@ -66,7 +71,7 @@ async def resolve_source(
     if req.youtube_url is not None:
         video_id = parse_youtube_video_id(req.youtube_url)
         url = f"https://www.youtube.com/watch?v={video_id}"
-        return ResolvedSource("youtube", video_id, youtube_source(url), None, None)
+        return ResolvedSource("youtube", video_id, youtube_source(url), None, url, None)
     assert req.upload_id is not None
     up = await load_upload(store, upload_id=req.upload_id, user_id=user.user_id)
     meta = VideoMeta(
@@ -82,7 +87,7 @@ async def resolve_source(
     )
     source = upload_source(upload_key(up.upload_id, up.filename), meta)
     facts = VideoParams(duration_s=up.duration_s, width=up.width, height=up.height)
-    return ResolvedSource("upload", up.video_id, source, up.meta.title or None, facts)
+    return ResolvedSource("upload", up.video_id, source, up.meta.title or None, None, facts)
 
 
 def _inline_profile(inline: InlineProfileIn, *, user: User) -> profiles_repo.Profile:
@@ -106,14 +111,27 @@ def _inline_profile(inline: InlineProfileIn, *, user: User) -> profiles_repo.Pro
 async def _resolve_profile(
     conn: asyncpg.Connection, req: EstimateIn | RunIn, *, user: User, settings: Settings
 ) -> ResolvedProfile:
-    return await resolve_profile(
+    """The requested profile with the cache window of THIS request as its ``cache_ttl_days``.
+
+    The window is decided here once, for the estimate and the creation alike (so a quote's
+    ``cached`` and total are what creation charges): the request's own ``cache_ttl_days``, else
+    the user's account setting (``/api/me/settings``; every account has one, default 3, and it
+    takes the place of the profile's own window); never above ``api.max_cache_ttl_days``.
+    """
+    prof = await resolve_profile(
         conn,
         user_id=user.user_id,
         profile_id=req.profile_id,
         inline=None if req.profile is None else _inline_profile(req.profile, user=user),
         inline_cache_ttl_days=settings.api.default_cache_ttl_days,
         models_served=settings.triton.enabled,
+        triton=settings.triton,
     )
+    days = req.cache_ttl_days
+    if days is None:
+        account = await users_repo.get_settings(conn, user_id=user.user_id)
+        days = account.cache_ttl_days
+    return replace(prof, cache_ttl_days=min(days, settings.api.max_cache_ttl_days))
 
 
 def _video_params(req: EstimateIn | RunIn, src: ResolvedSource) -> VideoParams:
@@ -128,8 +146,12 @@ def _video_params(req: EstimateIn | RunIn, src: ResolvedSource) -> VideoParams:
                        height=req.height or 1080)
 
 
-def _estimate_out(est: Estimate, available: Decimal, *, cached: bool) -> EstimateOut:
+def _estimate_out(est: Estimate, src: ResolvedSource, available: Decimal, *,
+                  cached: bool) -> EstimateOut:
     return EstimateOut(
+        platform_id=src.platform_id,  # type: ignore[arg-type]
+        video_id=src.video_id,
+        source_url=src.url,
         total=est.total,
         eta_s=None if est.eta is None else round(est.eta.total_s, 1),
         components=est.prices,
@@ -156,7 +178,7 @@ async def estimate_run(
         conn, profile=prof.config, video=_video_params(req, src), settings=settings,
         reuse=hit is not None,
     )
-    return _estimate_out(est, user.available, cached=hit is not None)
+    return _estimate_out(est, src, user.available, cached=hit is not None)
 
 
 def request_fingerprint(src: ResolvedSource, prof: ResolvedProfile, req: RunIn) -> str:
@@ -189,7 +211,6 @@ async def create_run(
         await check_callback_url(
             req.callback_url, allow_loopback=settings.api.webhook_allow_loopback
         )
-    ttl = req.cache_ttl_days if req.cache_ttl_days is not None else prof.cache_ttl_days
     billed = await create_billed_run(
         conn,
         user_id=user.user_id,
@@ -204,11 +225,11 @@ async def create_run(
         fingerprint=request_fingerprint(src, prof, req),
         callback_url=req.callback_url,
         max_total=req.max_total,
-        cache_ttl_days=min(ttl, settings.api.max_cache_ttl_days),
+        cache_ttl_days=prof.cache_ttl_days,
     )
     est = None
     if billed.estimate is not None:
-        est = _estimate_out(billed.estimate, user.available - billed.estimate.total,
+        est = _estimate_out(billed.estimate, src, user.available - billed.estimate.total,
                             cached=billed.reused)
     return billed.run, billed.created, est
 

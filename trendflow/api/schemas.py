@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -150,6 +150,11 @@ class _RunRequest(_In):
     upload_id: str | None = Field(default=None, pattern=UPLOAD_ID_PATTERN)
     profile_id: str | None = Field(default=None, pattern=PROFILE_ID_PATTERN, examples=["fast"])
     profile: InlineProfileIn | None = None
+    cache_ttl_days: int | None = Field(
+        default=None, ge=0, le=365,
+        description="reuse a successful run this recent (0: never); default: your account's "
+        "setting",
+    )
 
     @model_validator(mode="after")
     def _one_of(self) -> Any:
@@ -179,6 +184,16 @@ class EstimateIn(_RunRequest, _VideoFactsIn):
 
 
 class EstimateOut(BaseModel):
+    platform_id: Literal["youtube", "upload"] = Field(description="where the video comes from")
+    video_id: str = Field(
+        description="the canonical id the source maps to (a YouTube URL's 11-character id in "
+        "any of its forms, an upload's 'up-…'): runs of the same id share the cache",
+        examples=["dQw4w9WgXcQ"],
+    )
+    source_url: str | None = Field(
+        description="the canonical watch URL that is fetched (YouTube); null for an upload",
+        examples=["https://www.youtube.com/watch?v=dQw4w9WgXcQ"],
+    )
     currency: Literal["credits"] = "credits"
     total: Decimal
     eta_s: float | None
@@ -205,9 +220,6 @@ class RunIn(_RunRequest, _VideoFactsIn):
     )
 
     callback_url: str | None = Field(default=None, max_length=2000)
-    cache_ttl_days: int | None = Field(
-        default=None, ge=0, le=365, description="reuse a successful run this recent (0: never)"
-    )
     max_total: Decimal | None = Field(
         default=None, ge=0, description="refuse (409 price_changed) if the price is higher"
     )
@@ -263,20 +275,17 @@ class RunStatusOut(BaseModel):
     updated_at: datetime
 
 
-class RunResultOut(BaseModel):
-    run: RunOut
-    manifest: dict[str, Any]
-    components: dict[str, dict[str, Any]] = Field(
-        description="presentation JSON per component: every NPZ key with dtype, shape, unit"
-    )
-
-
 class NpzKeyOut(BaseModel):
     dtype: str = Field(examples=["float64"])
     shape: list[int]
     unit: str | None
     description: str | None
     value: Any = Field(description="the array as JSON (NaN → null)")
+    downsampled: dict[str, int | str] | None = Field(
+        default=None,
+        description="a long series is shown in buckets: ``from`` rows → ``to`` by ``method`` "
+        "(``mean``/``first``); ``rows_of`` names the bucketed dimension a row index points into",
+    )
 
 
 class ComponentDataOut(BaseModel):
@@ -288,6 +297,109 @@ class ComponentDataOut(BaseModel):
     schema_version: int | None
     meta: dict[str, Any]
     keys: dict[str, NpzKeyOut]
+
+
+class RunResultOut(BaseModel):
+    run: RunOut
+    manifest: dict[str, Any]
+    components: dict[str, ComponentDataOut] = Field(
+        description="presentation JSON per component: every NPZ key with dtype, shape, unit"
+    )
+
+
+class ReportFindingOut(BaseModel):
+    component: str
+    key: str
+    value: float | int | bool | str
+    unit: str | None
+
+
+class TemplateReportOut(BaseModel):
+    """The data-driven text of a ``render.engine: template`` profile (no LLM)."""
+
+    run_id: uuid.UUID
+    engine: Literal["template"]
+    template_version: str
+    sentences: list[str]
+    text: str
+    findings: list[ReportFindingOut]
+
+
+class ReportSectionOut(BaseModel):
+    id: str
+    title: str
+    sentences: list[str]
+
+
+class LlmUsageOut(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class LlmReportOut(BaseModel):
+    """The LLM's text of the run's brief (``render.engine: llm``), validated against it."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    run_id: uuid.UUID
+    engine: Literal["llm"]
+    locale: Literal["ru", "en"]
+    llm_model: str
+    prompt_version: str
+    prompt_hash: str
+    sections: list[ReportSectionOut]
+    sentences: list[str]
+    text: str
+    recommendations: list[dict[str, Any]]
+    facts: list[dict[str, Any]]
+    usage: LlmUsageOut
+    attempts: int
+    seconds: float
+    cached: bool = Field(description="served from the render cache (rendered before)")
+
+
+ReportOut = Annotated[TemplateReportOut | LlmReportOut, Field(discriminator="engine")]
+
+
+class QuantilesOut(BaseModel):
+    p10: float
+    p50: float
+    p90: float
+
+
+class ContributionOut(BaseModel):
+    feature: str
+    log1p_views: float
+    log1p_likes: float
+
+
+class WhatIfOut(BaseModel):
+    """One what-if: the feature moved from ``current`` to ``target`` and the views it gives
+    (the what-if's own description fields are kept as they are)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    current: float
+    target: float
+    views: QuantilesOut
+    change_p50_views: float
+    change_p50_ratio: float | None
+
+
+class ForecastOut(BaseModel):
+    """Views and likes at the horizon (p10/p50/p90), their display strings, the features that
+    moved the forecast most and the what-if effects."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model: str | None
+    horizon_days: float
+    age_modelled: bool
+    views: QuantilesOut
+    likes: QuantilesOut
+    display: dict[str, str]
+    contributions: list[ContributionOut]
+    whatifs: list[WhatIfOut]
 
 
 class LedgerEntryOut(BaseModel):

@@ -24,6 +24,8 @@ from trendflow.db.repositories import catalog
 from trendflow.db.repositories import profiles as profiles_repo
 from trendflow.errors import InputError, ModelServingDisabled
 from trendflow.pipeline.components.registry import get_component
+from trendflow.settings import TritonSettings
+from trendflow.triton.readiness import require_predictor
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +37,9 @@ class ResolvedProfile:
     models: dict[str, ModelRef]  # component → pinned model (model-backed components only)
     config_hash: str
     model_signature: str
-    cache_ttl_days: int  # the profile's own, or the default for an inline profile
+    # The profile's own (an inline profile: the default); the API replaces it with the
+    # request's window (trendflow.api.runs), which the user's account setting decides.
+    cache_ttl_days: int
     to_save: profiles_repo.Profile | None = None  # an inline profile, saved with the run
 
     @property
@@ -73,14 +77,17 @@ async def resolve_profile(
     inline: profiles_repo.Profile | None = None,
     inline_cache_ttl_days: int = 0,
     models_served: bool = True,
+    triton: TritonSettings | None = None,
 ) -> ResolvedProfile:
     """The stored profile ``profile_id`` (built in, public or ``user_id``'s) or the unsaved
     ``inline`` one (its cache window: ``inline_cache_ttl_days``; its id is derived here from the
     user and the config hash, whatever ``inline.profile_id`` says), checked by
-    :func:`check_profile`.
+    :func:`check_profile`. With ``triton`` (this deployment's model serving), a profile asking
+    for the forecast also needs its pinned predictor trained and served
+    (:func:`~trendflow.triton.readiness.require_predictor`).
 
     Errors: ``profile_not_found``, ``invalid_profile`` (also for params a component does not
-    declare), ``component_not_found``, ``model_serving_disabled``.
+    declare), ``component_not_found``, ``model_serving_disabled``, ``model_not_found``.
     """
     if (profile_id is None) == (inline is None):
         raise InputError("give exactly one of a profile id and an inline profile",
@@ -101,6 +108,9 @@ async def resolve_profile(
         profile = replace(inline, profile_id=f"inline-{user_id.hex[:8]}-{digest[:12]}",
                           user_id=user_id)
     models = profile.pinned_models()
+    if triton is not None:
+        await require_predictor(triton, [c.name for c in config.enabled],
+                                {name: ref.ref for name, ref in models.items()})
     return ResolvedProfile(
         profile_id=profile.profile_id,
         config=config,
