@@ -106,7 +106,8 @@ async def reprocess(args: argparse.Namespace, settings: Settings) -> int:
             user = await system_user(conn, settings.runtime.system_user_email)
             for i, c in enumerate(found, 1):
                 profile = await resolve_profile(conn, user_id=user.user_id,
-                                                profile_id=c.profile_id)
+                                                profile_id=c.profile_id,
+                                                triton=settings.triton)
                 run, _ = await enqueue_run(
                     conn,
                     user_id=user.user_id,

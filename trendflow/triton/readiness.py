@@ -8,15 +8,19 @@ accepted and failing seconds later. ``/health`` reports the same fact.
 The answer is cached for ``ttl_s`` (default 2 s): creation under load costs one readiness call
 per replica every ``ttl_s``, not one per request; a server that just came back is seen within
 ``ttl_s``.
+
+:func:`require_predictor` is the forecast's rule at run creation: a run asking for
+``popularity_prediction`` needs a trained predictor, built in the repository and served.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from trendflow.errors import ModelServingDisabled, ModelServingUnavailable
+from trendflow.forecast.tier0 import check_predictor_served
 from trendflow.settings import TritonSettings
 from trendflow.triton.client import TritonClient
 
@@ -69,3 +73,32 @@ class ModelServingProbe:
                 f"{', '.join(components)} need it; retry in {RETRY_AFTER_S} s",
                 components=list(components), retry_after_s=RETRY_AFTER_S,
             )
+
+
+def _check_served(settings: TritonSettings, enabled: Sequence[str],
+                  mapping: Mapping[str, str]) -> None:
+    client = TritonClient.from_settings(settings)
+    try:
+        check_predictor_served(enabled, mapping, settings.repository, client=client)
+    finally:
+        client.close()
+
+
+async def require_predictor(
+    settings: TritonSettings, enabled: Sequence[str], mapping: Mapping[str, str]
+) -> None:
+    """Refuse a run asking for the forecast while no trained predictor is served.
+
+    ``enabled`` are the run's components, ``mapping`` its pinned ``component → name:version``.
+    :func:`~trendflow.forecast.tier0.check_predictor_served` on this deployment's repository
+    (the version has trained weights) and, while the server answers ready, on the server (it
+    serves that version): :class:`~trendflow.errors.ModelNotFound` (``model_not_found``)
+    otherwise. A server that does not answer is the readiness fact's business
+    (:meth:`ModelServingProbe.require_ready`), not this rule's. Nothing is checked for a run
+    without ``popularity_prediction`` or on a deployment that serves no models.
+    """
+    if "popularity_prediction" not in enabled or not settings.enabled:
+        return
+    check_predictor_served(enabled, mapping, settings.repository)  # no network: weights built
+    if await asyncio.to_thread(_ask_server, settings):
+        await asyncio.to_thread(_check_served, settings, enabled, mapping)
