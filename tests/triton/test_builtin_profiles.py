@@ -11,19 +11,20 @@ import numpy as np
 from tests.fixtures.media import MediaLibrary
 from tests.fixtures.triton import SOURCE_REPO, TritonServer
 from trendflow.contracts.identity import RunIdentity, upload_video_id
+from trendflow.contracts.npz import decode_npz
 from trendflow.contracts.profile import config_hash
 from trendflow.contracts.validate import validate_run
 from trendflow.db.repositories import profiles as profiles_repo
 from trendflow.db.seed.seed import apply_seed
 from trendflow.forecast.featurize import METADATA_ONLY_COMPONENTS, metadata_components
+from trendflow.forecast.present import forecast_json, short_count
 from trendflow.forecast.tier0 import TIER0_FEATURES, tier0_vector
 from trendflow.pipeline.components import get_component
-from trendflow.pipeline.execution import load_outputs
 from trendflow.pipeline.runner import run_local
 from trendflow.pipeline.segmenter import UploadSource
 from trendflow.pipeline.types import VideoMeta
 from trendflow.settings import Settings
-from trendflow.storage.keys import run_prefix
+from trendflow.storage.keys import artifact_key, run_prefix
 from trendflow.storage.local import LocalStore
 
 BUILTIN = ("fast", "full", "prediction")
@@ -97,16 +98,32 @@ async def test_the_prediction_profile_forecasts_on_triton_and_validates(
     identity, store, statuses = await _run_on_triton(prediction, meta, triton_server, media,
                                                      tmp_path)
     assert statuses["popularity_prediction"][0] == "ok"
-    forecast = await load_outputs(store, identity, "popularity_prediction")
+    key = artifact_key(identity.platform_id, identity.video_id, identity.run_id,
+                       "popularity_prediction")
+    artifact = decode_npz(await store.get_bytes(key), where=key)
+    forecast = artifact.arrays
     views, likes = forecast["views"], forecast["likes"]
     assert 0 < views[0] <= views[1] <= views[2] and 0 < likes[0] <= likes[1] <= likes[2]
+    assert views[0] < views[2]  # a real interval, not a point
     assert len(forecast["whatif_current"]) >= 1  # title length and tag count at least
+    # The NPZ names the served version the run pinned, and the server serves exactly it.
+    assert artifact.meta.model == "popularity_predictor:1"
+    client = triton_server.client()
+    assert client.model_config("popularity_predictor", "1")["name"] == "popularity_predictor"
+    # The result as the API shows it: the same numbers, the display string, the what-ifs.
+    doc = forecast_json(forecast, artifact.meta.model)
+    assert doc["model"] == "popularity_predictor:1"
+    assert doc["views"]["p10"] <= doc["views"]["p50"] <= doc["views"]["p90"]
+    assert doc["display"]["views"].startswith(f"{short_count(views[1])} views (")
+    assert "80 % interval" in doc["display"]["views"]
+    assert doc["whatifs"] and all(w["views"]["p10"] <= w["views"]["p50"] <= w["views"]["p90"]
+                                  for w in doc["whatifs"])
     # Train/serve identity: the training path's row for the same metadata equals the served
     # row on every column a metadata-only labelled video has.
     trained_cols = [i for i, n in enumerate(TIER0_FEATURES)
                     if n.split(".")[0] in METADATA_ONLY_COMPONENTS]
     served = forecast["features"]
-    training = tier0_vector(metadata_components(meta, triton_server.client()), age_days=30.0)
+    training = tier0_vector(metadata_components(meta, client), age_days=30.0)
     probe_cols = [i for i in trained_cols
                   if TIER0_FEATURES[i].split(".")[1] not in PROBED_KEYS]
     assert np.array_equal(served[probe_cols], training[probe_cols], equal_nan=True)
