@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 
 from tests.fixtures.api import ApiHarness
 from trendflow.contracts.identity import upload_video_id
@@ -252,3 +253,90 @@ async def test_health_checks_the_configured_triton_or_reports_it_disabled(
     assert checks["triton"]["ok"] and checks["triton"]["enabled"] is False
 
 
+
+
+async def test_created_upload_and_run_say_where_they_are(api: ApiHarness,
+                                                        scene_cuts_clip: synth.Clip,
+                                                        profile: str) -> None:
+    up = await upload(api, "alice", scene_cuts_clip.path)
+    assert up.status_code == 201
+    where = up.headers["Location"]
+    assert where == f"/api/uploads/{up.json()['upload_id']}"
+    again = await api.client.get(where, headers=api["alice"].headers)
+    assert again.status_code == 200 and again.json() == up.json()
+    theirs = await api.client.get(where, headers=api["bob"].headers)
+    assert theirs.status_code == 404 and theirs.json()["code"] == "upload_not_found"
+
+    run = await api.client.post("/api/runs", headers=api["alice"].headers,
+                                json={"upload_id": up.json()["upload_id"], "profile_id": profile})
+    assert run.status_code == 201
+    assert run.headers["Location"] == f"/api/runs/{run.json()['run_id']}"
+    read = await api.client.get(run.headers["Location"], headers=api["alice"].headers)
+    assert read.status_code == 409 and read.json()["code"] == "run_not_ready"  # queued
+
+
+async def test_status_says_when_to_poll_again_until_the_run_ends(
+    api: ApiHarness, uploaded: dict[str, Any]
+) -> None:
+    body = {"upload_id": uploaded["upload_id"], "profile_id": uploaded["profile"]}
+    run = (await api.client.post("/api/runs", json=body, headers=api["alice"].headers)).json()
+    status = f"/api/runs/{run['run_id']}/status"
+    queued = await api.client.get(status, headers=api["alice"].headers)
+    assert queued.json()["status"] == "queued"
+    assert int(queued.headers["Retry-After"]) >= 1
+    await api.client.post(f"/api/runs/{run['run_id']}/cancel", headers=api["alice"].headers)
+    ended = await api.client.get(status, headers=api["alice"].headers)
+    assert ended.json()["status"] == "cancelled"
+    assert "Retry-After" not in ended.headers  # nothing more to wait for
+
+
+@pytest.mark.parametrize("url", [
+    "https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=42s",
+    "https://youtu.be/dQw4w9WgXcQ?si=share",
+    "youtube.com/shorts/dQw4w9WgXcQ",
+    "https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ",
+    "https://music.youtube.com/watch?v=dQw4w9WgXcQ&list=RD1",
+])
+async def test_estimate_names_the_video_a_url_stands_for(api: ApiHarness, profile: str,
+                                                        url: str) -> None:
+    r = await api.client.post("/api/estimate", headers=api["alice"].headers,
+                              json={"youtube_url": url, "profile_id": profile, "duration_s": 60})
+    assert r.status_code == 200, r.text
+    est = r.json()
+    assert (est["platform_id"], est["video_id"], est["source_url"]) == (
+        "youtube", "dQw4w9WgXcQ", YT)
+
+
+async def test_estimate_of_an_upload_names_its_video(api: ApiHarness, uploaded: dict[str, Any],
+                                                    scene_cuts_clip: synth.Clip) -> None:
+    r = await api.client.post("/api/estimate", headers=api["alice"].headers,
+                              json={"upload_id": uploaded["upload_id"],
+                                    "profile_id": uploaded["profile"]})
+    est = r.json()
+    assert (est["platform_id"], est["video_id"], est["source_url"]) == (
+        "upload", upload_video_id(scene_cuts_clip.path), None)
+
+
+async def test_results_of_a_real_run_match_their_published_schemas(
+    api: ApiHarness, scene_cuts_clip: synth.Clip, tmp_path: Path
+) -> None:
+    """The run, one component and the report of an executed run, each checked against the
+    schema ``/openapi.json`` publishes for its route (none of them is an untyped object)."""
+    from tests.api.test_delete import analysed
+
+    run = await analysed(api, "alice", scene_cuts_clip.path, tmp_path)
+    doc = (await api.client.get("/openapi.json")).json()
+    rid = run["run_id"]
+    for route, path in [("/api/runs/{run_id}", f"/api/runs/{rid}"),
+                        ("/api/runs/{run_id}/components/{name}",
+                         f"/api/runs/{rid}/components/shot_detection"),
+                        ("/api/runs/{run_id}/report", f"/api/runs/{rid}/report")]:
+        schema = doc["paths"][route]["get"]["responses"]["200"]["content"][
+            "application/json"]["schema"]
+        assert "$ref" in schema or "oneOf" in schema, route
+        r = await api.client.get(path, headers=api["alice"].headers)
+        assert r.status_code == 200, r.text
+        Draft202012Validator({**schema, "components": doc["components"]}).validate(r.json())
+    shots = (await api.client.get(f"/api/runs/{rid}/components/shot_detection",
+                                  headers=api["alice"].headers)).json()
+    assert shots["keys"]["n_cuts"]["value"] == len(scene_cuts_clip.cuts_s)

@@ -2,21 +2,29 @@
 local store, Ray head with its dashboard and job agent, scheduler, Serve app), one stack for
 the module:
 
-- a short video (20 s) end to end through the HTTP API, valid, its peak memory reported;
+- videos of three lengths end to end through the HTTP API, each valid with every timeline frame
+  analysed, within a memory budget: a short one (20 s), a medium one (2 min) with the ``fast``
+  profile, and a 20-minute one (the longest accepted) on a low-resolution timeline (2 fps, 72
+  px high: the same components and chunking, an eighth of the frames of ``fast``'s 12 fps);
+- every curl example of the README and docs/ run with curl, in order, against the stack;
 - the counters and histograms of the API's ``/metrics`` and of Ray's metrics endpoint move
   after a real run;
 - ``ray job submit`` of ``trendflow.jobs.retention`` and ``trendflow.jobs.reprocess`` to the
   stack's dashboard: each job ``SUCCEEDED`` and did what it says.
 
-Measured on the 2-core machine under a load average of ~24 (other processes): the
-module about 7 minutes, most of it the short run (~174 s there).
+Measured on the 2-core machine (load average 2–4): the module 230 s — the stack's start 29 s,
+the short run 27 s, the medium one 12 s, the 20-minute one 31 s (plus 23 s to make its clip),
+the two ``ray job submit`` cases 84 s. Under a load average of ~24 (a whole test suite beside
+it) the short run alone took ~174 s: the lengths are sized for that.
 """
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -27,11 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import numpy as np
 import psutil
 import pytest
 
 from trendflow import stack
 from trendflow.api.client import AnalysisResult, analyze, demo_clip
+from trendflow.api.webhooks import SIGNATURE_HEADER, verify
 from trendflow.processes import pid_alive
 from trendflow.progress import RunProgress
 from trendflow.settings import Settings
@@ -44,6 +54,7 @@ class Live:
     env: dict[str, str]
     lines: list[str]
     runs: dict[str, tuple[AnalysisResult, float]] = field(default_factory=dict)
+    webhooks: list[dict[str, object]] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +67,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         "TRENDFLOW_RUNTIME__POLL_INTERVAL_S": "0.2",
         "TRENDFLOW_API__PORT": str(stack._free_port()),
         "TRENDFLOW_API__DASHBOARD_PORT": str(stack._free_port()),
+        # The docs' curl examples send a callback_url: here it is a receiver on loopback.
+        "TRENDFLOW_API__WEBHOOK_KEY": "operator-paths-webhook-key",
+        "TRENDFLOW_API__WEBHOOK_ALLOW_LOOPBACK": "true",
     }
     settings = Settings(data_dir=data)
     lines: list[str] = []
@@ -95,12 +109,13 @@ class _PeakMemory:
         self._thread.join()
 
 
-def _analyse(live: Live, name: str, path: Path) -> tuple[AnalysisResult, float, float]:
+def _analyse(live: Live, name: str, path: Path,
+             profile: str = "fast") -> tuple[AnalysisResult, float, float]:
     assert live.state.api_url and live.state.admin_token
     with _PeakMemory(live.state.supervisor_pid) as mem:
         started = time.monotonic()
         res = analyze(str(path), api_url=live.state.api_url, token=live.state.admin_token,
-                      profile="fast", settings=stack.local_settings(live.settings),
+                      profile=profile, settings=stack.local_settings(live.settings),
                       timeout_s=1500, out=lambda _: None,
                       progress=RunProgress(sys.stderr, rich=False))
         wall = time.monotonic() - started
@@ -115,11 +130,65 @@ def test_up_reported_each_piece_as_it_started(live: Live) -> None:
         assert piece in text, live.lines
 
 
+# The whole stack (PostgreSQL, Ray head and workers, scheduler, Serve) while it analyses,
+# measured on the 2-core machine: 2.06 GB (short), 2.21 GB (medium), 2.44 GB (20 min). Frames
+# stream chunk by chunk; what grows with the length is the audio track, decoded whole at each
+# analysis rate.
+PEAK_BUDGET_MB = 4096
+LENGTH_GROWTH_MB = 768  # allowed above the short run's peak, for the 20-minute video
+
+
+def _assert_whole_timeline(res: AnalysisResult, duration_s: float, fps: float) -> None:
+    """The run is valid, its manifest has the video's length and motion covers every frame of
+    the analysis timeline (``duration × fps``): nothing was cut short."""
+    assert res.ok, (res.status, res.error, res.problems)
+    assert res.artifacts is not None
+    run_dir = Path(res.artifacts)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert abs(manifest["video"]["duration_s"] - duration_s) < 0.5, manifest["video"]
+    assert {c["status"] for c in manifest["components"].values()} == {"ok"}, manifest
+    with np.load(run_dir / "motion" / "motion.npz", allow_pickle=False) as motion:
+        stamps = motion["timestamps_s"]
+    assert abs(len(stamps) - round(duration_s * fps)) <= 1, len(stamps)
+    assert stamps[-1] > duration_s - 1.0
+
+
 def test_short_video_end_to_end(live: Live, tmp_path: Path) -> None:
     """20 s, 192×108."""
     clip = demo_clip(tmp_path / "short.mp4", duration_s=20.0)
-    res, _, _ = _analyse(live, "short", clip)
-    assert res.ok, (res.status, res.error, res.problems)
+    res, _, peak = _analyse(live, "short", clip)
+    _assert_whole_timeline(res, 20.0, fps=12)
+    assert peak < PEAK_BUDGET_MB
+
+
+def test_medium_video_end_to_end(live: Live, tmp_path: Path) -> None:
+    """2 min, 192×108, the ``fast`` profile like the short one."""
+    clip = demo_clip(tmp_path / "medium.mp4", duration_s=120.0)
+    res, _, peak = _analyse(live, "medium", clip)
+    _assert_whole_timeline(res, 120.0, fps=12)
+    assert peak < PEAK_BUDGET_MB
+
+
+LONG_S = 20 * 60 - 1.0  # the longest video accepted is 20 min
+LONG_SAMPLING = {"fps": 2, "height": 72}  # motion works at 72 px high: nothing is upscaled
+
+
+def test_twenty_minute_video_finishes(live: Live, tmp_path: Path) -> None:
+    """20 min, 128×72 at 4 fps, through a profile of ``fast``'s components on a 2 fps timeline
+    (created with ``PUT /api/profiles``, as a user would)."""
+    assert "short" in live.runs, "needs the short run"
+    api, token = live.state.api_url, live.state.admin_token
+    headers = {"Authorization": f"Bearer {token}"}
+    fast = httpx.get(f"{api}/api/profiles/fast", headers=headers, timeout=30).json()
+    r = httpx.put(f"{api}/api/profiles/long-lowres", headers=headers, timeout=30, json={
+        "profile_id": "long-lowres", "name": "Long, low resolution",
+        "components": fast["components"], "sampling": LONG_SAMPLING, "render": fast["render"]})
+    assert r.status_code == 200, r.text
+    clip = demo_clip(tmp_path / "long.mp4", duration_s=LONG_S, fps=4.0, size=(128, 72))
+    res, _, peak = _analyse(live, "long", clip, profile="long-lowres")
+    _assert_whole_timeline(res, LONG_S, fps=LONG_SAMPLING["fps"])
+    assert peak < PEAK_BUDGET_MB
+    assert peak < live.runs["short"][1] + LENGTH_GROWTH_MB, (peak, live.runs["short"][1])
 
 
 def test_counters_move_after_a_real_run(live: Live) -> None:
@@ -216,3 +285,107 @@ def test_reprocess_job_submitted_to_ray_queues_and_runs_the_video(live: Live) ->
     assert len(done) == 2  # the job's run went through the scheduler and finished ok
     new = next(m for m in done if m not in manifests)
     assert json.loads(new.read_text())["run"]["profile_id"] == "fast"
+
+
+DOCS = Path(__file__).resolve().parents[2]
+_FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
+_PLACEHOLDER = re.compile(r"<[a-z_]+>")
+
+
+def doc_curl_examples() -> list[tuple[str, str]]:
+    """``(file, command)`` of every curl command in the README's and docs/'s code blocks, in
+    reading order, continuation lines joined."""
+    out = []
+    for md in [DOCS / "README.md", *sorted((DOCS / "docs").glob("*.md"))]:
+        for block in _FENCE.findall(md.read_text()):
+            for command in block.replace("\\\n", " ").splitlines():
+                if command.strip().startswith("curl "):
+                    out.append((md.relative_to(DOCS).as_posix(), " ".join(command.split())))
+    return out
+
+
+def test_json_examples_say_they_send_json() -> None:
+    examples = doc_curl_examples()
+    assert examples
+    for where, command in examples:
+        if re.search(r"\s(-d|--data|--data-raw)\s", command):
+            assert "Content-Type: application/json" in command, (where, command)
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """Collects the webhooks POSTed to it into ``server.received``."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append((dict(self.headers), body))  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server.received = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook", server.received  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+def test_the_docs_curl_examples_work(
+    live: Live, tmp_path: Path,
+    webhook_receiver: tuple[str, list[tuple[dict[str, str], bytes]]],
+) -> None:
+    """Each example runs as written, with curl, in the docs' order: the API address, the token
+    ``$T``, the ids answered by earlier examples (``<id>``, ``<run_id>``) and the callback URL
+    (a receiver here) substituted; an HTTP error fails it (``--fail-with-body``). The status
+    example is repeated until the run has finished, as its comment says."""
+    api, token = live.state.api_url, live.state.admin_token
+    assert api and token
+    hook_url, received = webhook_receiver
+    demo_clip(tmp_path / "clip.mp4", duration_s=8.0)  # the file the upload example sends
+    ids: dict[str, str] = {}
+    answers = []
+    for where, command in doc_curl_examples():
+        text = (command.replace("localhost:8080", api).replace("$T", token)
+                .replace("https://example.com/hook", hook_url))
+        for name, value in ids.items():
+            text = text.replace(f"<{name}>", value)
+        assert not _PLACEHOLDER.search(text), f"{where}: no value for it yet: {command}"
+        args = [*shlex.split(text), "--silent", "--show-error", "--fail-with-body"]
+        deadline = time.monotonic() + 600
+        while True:
+            out = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+            assert out.returncode == 0, f"{where}: {command}\n{out.stdout}\n{out.stderr}"
+            if "/status" not in text or time.monotonic() > deadline:
+                break
+            status = json.loads(out.stdout)["status"]
+            if status in ("ok", "error", "partial", "cancelled"):
+                break
+            time.sleep(2)
+        answer = json.loads(out.stdout) if out.stdout.startswith("{") else None
+        answers.append((command, answer))
+        if answer and "upload_id" in answer:
+            ids["id"] = answer["upload_id"]
+        if answer and "run_id" in answer and "created" in answer:
+            ids["run_id"] = answer["run_id"]
+    assert [a["status"] for c, a in answers if "/status" in c] == ["ok"], answers
+    assert (tmp_path / "clip.mp4").exists()
+    with np.load(tmp_path / "shot_detection.npz", allow_pickle=False) as npz:  # curl -OJ
+        assert int(npz["n_cuts"]) == 3  # the 8 s clip cuts every 2 s
+    # The run's callback_url received signed webhooks, the last one saying it finished.
+    me = httpx.get(f"{api}/api/me", headers={"Authorization": f"Bearer {token}"},
+                   timeout=30).json()
+    deadline = time.monotonic() + 60
+    while not any(json.loads(b).get("status") == "ok" for _, b in received):
+        assert time.monotonic() < deadline, received
+        time.sleep(1)
+    for headers, body in received:
+        assert verify(me["webhook_secret"], body, headers[SIGNATURE_HEADER]), headers
+        assert json.loads(body)["run_id"] == ids["run_id"]

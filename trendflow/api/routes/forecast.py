@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from trendflow.api import runs as service
 from trendflow.api.deps import Conn, CurrentUser, StoreDep
-from trendflow.api.schemas import ErrorOut
+from trendflow.api.schemas import ErrorOut, ForecastOut
 from trendflow.contracts.npz import decode_npz
 from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import runs as runs_repo
@@ -24,10 +24,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/api/runs/{run_id}/forecast", responses=_ERRORS)
+@router.get("/api/runs/{run_id}/forecast", response_model=ForecastOut, responses=_ERRORS)
 async def forecast(
     run_id: uuid.UUID, user: CurrentUser, conn: Conn, store: StoreDep
-) -> dict[str, Any]:
+) -> ForecastOut:
     """Views and likes (p10/p50/p90, 80 % interval) at the horizon, the display strings, the
     features that moved the forecast most (tree SHAP, log1p scale) and the what-if effects.
 
@@ -43,4 +43,4 @@ async def forecast(
         artifact_key(run.platform_id, run.video_id, service.artifact_run_id(run), COMPONENT)
     )
     artifact = decode_npz(data, where=f"{COMPONENT}.npz")
-    return forecast_json(artifact.arrays, artifact.meta.model)
+    return ForecastOut.model_validate(forecast_json(artifact.arrays, artifact.meta.model))

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from trendflow.api.deps import Conn, CurrentUser, SettingsDep, StoreDep
-from trendflow.api.schemas import ErrorOut
+from trendflow.api.schemas import ErrorOut, ReportOut
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.render import service
 
@@ -24,12 +24,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 _LO, _HI = service.SENTENCES_ALLOWED
 
 
-@router.get("/api/runs/{run_id}/report", responses=_ERRORS)
+@router.get("/api/runs/{run_id}/report", response_model=ReportOut, responses=_ERRORS)
 async def run_report(
     run_id: uuid.UUID, user: CurrentUser, conn: Conn, store: StoreDep, settings: SettingsDep,
     locale: Literal["ru", "en"] | None = None,
     sentences: Annotated[int | None, Query(ge=_LO, le=_HI)] = None,
-) -> dict[str, Any]:
+) -> Any:
     """The run's text analysis. ``engine`` says how it was made: ``template`` (data-driven
     sentences, no LLM) or ``llm`` (the brief's statements phrased by the LLM, validated:
     ``sections``, ``sentences``, ``recommendations``, ``usage``, ``cached``)."""

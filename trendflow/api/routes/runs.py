@@ -13,6 +13,7 @@ from trendflow.api import runs as service
 from trendflow.api.deps import Conn, Context, CurrentUser, SettingsDep, StoreDep
 from trendflow.api.presentation import component_json
 from trendflow.api.schemas import (
+    ComponentDataOut,
     ErrorOut,
     EstimateIn,
     EstimateOut,
@@ -35,6 +36,11 @@ ComponentName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 404)
 }
+_LOCATION = {"Location": {"description": "the run's URL (``GET`` it for the results)",
+                          "required": True, "schema": {"type": "string"}}}
+_POLL_HINT = {"Retry-After": {
+    "description": "while the run is not finished: seconds until the next poll is worth it",
+    "schema": {"type": "integer"}}}
 
 
 @router.post("/api/estimate", response_model=EstimateOut, responses=_ERRORS)
@@ -49,23 +55,26 @@ async def estimate(
     "/api/runs",
     status_code=201,
     response_model=RunCreatedOut,
-    responses={**_ERRORS, 402: {"model": ErrorOut}, 409: {"model": ErrorOut},
-               429: {"model": ErrorOut}},
+    responses={**_ERRORS, 201: {"headers": _LOCATION}, 402: {"model": ErrorOut},
+               409: {"model": ErrorOut}, 429: {"model": ErrorOut}},
 )
 async def create_run(
     body: RunIn,
     user: CurrentUser,
     conn: Conn,
     ctx: Context,
+    response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> RunCreatedOut:
-    """Queue an analysis (or reuse a fresh cached one at once: ``reused_from_run_id``)."""
+    """Queue an analysis (or reuse a fresh cached one at once: ``reused_from_run_id``);
+    ``Location`` is the run's URL."""
     run, created, est = await service.create_run(
         conn, body, user=user, idempotency_key=idempotency_key, settings=ctx.settings,
         store=ctx.store,
     )
     if created and run.status == "queued" and ctx.scheduler is not None:
         ctx.spawn(ctx.scheduler.wake())
+    response.headers["Location"] = f"/api/runs/{run.run_id}"
     return RunCreatedOut(**service.run_out(run).model_dump(), created=created, estimate=est)
 
 
@@ -86,10 +95,17 @@ async def list_runs(
     return RunPage(items=items, next_before=items[-1].created_at if len(items) == limit else None)
 
 
-@router.get("/api/runs/{run_id}/status", response_model=RunStatusOut, responses=_ERRORS)
-async def run_status(run_id: uuid.UUID, user: CurrentUser, conn: Conn) -> RunStatusOut:
-    """Stage, per-component status and progress, ETA. Poll every 2–5 s."""
-    return await service.run_status(conn, run_id=run_id, user=user)
+@router.get("/api/runs/{run_id}/status", response_model=RunStatusOut,
+            responses={**_ERRORS, 200: {"headers": _POLL_HINT}})
+async def run_status(
+    run_id: uuid.UUID, user: CurrentUser, conn: Conn, response: Response
+) -> RunStatusOut:
+    """Stage, per-component status and progress, ETA. While the run is not finished,
+    ``Retry-After`` says when to poll again."""
+    status = await service.run_status(conn, run_id=run_id, user=user)
+    if status.status not in runs_repo.TERMINAL_STATUSES:
+        response.headers["Retry-After"] = str(service.STATUS_POLL_S)
+    return status
 
 
 async def _finished_run(conn: Conn, run_id: uuid.UUID, user: CurrentUser) -> runs_repo.Run:
@@ -116,7 +132,7 @@ async def run_result(
     components = {}
     for name in sorted(set(manifest.artifact_keys().values())):
         data = await store.get_bytes(artifact_key(run.platform_id, run.video_id, source_id, name))
-        components[name] = component_json(name, data)
+        components[name] = ComponentDataOut.model_validate(component_json(name, data))
     return RunResultOut(
         run=service.run_out(run), manifest=manifest.model_dump(mode="json"), components=components
     )
@@ -131,8 +147,9 @@ async def _npz(conn: Conn, store: StoreDep, run_id: uuid.UUID, user: CurrentUser
     )
 
 
-@router.get("/api/runs/{run_id}/components/{name}.npz", responses=_ERRORS,
-            response_class=Response)
+@router.get("/api/runs/{run_id}/components/{name}.npz", response_class=Response,
+            responses={**_ERRORS, 200: {"content": {"application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"}}}}})
 async def component_npz(
     run_id: uuid.UUID, name: ComponentName, user: CurrentUser, conn: Conn, store: StoreDep
 ) -> Response:
@@ -145,12 +162,14 @@ async def component_npz(
     )
 
 
-@router.get("/api/runs/{run_id}/components/{name}", responses=_ERRORS)
+@router.get("/api/runs/{run_id}/components/{name}", response_model=ComponentDataOut,
+            responses=_ERRORS)
 async def component(
     run_id: uuid.UUID, name: ComponentName, user: CurrentUser, conn: Conn, store: StoreDep
-) -> dict[str, object]:
+) -> ComponentDataOut:
     """One component's presentation JSON: every NPZ key with dtype, shape, unit and values."""
-    return component_json(name, await _npz(conn, store, run_id, user, name))
+    return ComponentDataOut.model_validate(
+        component_json(name, await _npz(conn, store, run_id, user, name)))
 
 
 @router.post("/api/runs/{run_id}/cancel", response_model=RunOut, responses=_ERRORS)

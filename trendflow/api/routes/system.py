@@ -83,7 +83,8 @@ async def health(ctx: Context) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, responses={200: {"content": {
+    "text/plain": {"schema": {"type": "string"}}}}})
 async def metrics() -> Response:
     """Prometheus text exposition (``trendflow_*``)."""
     return Response(render_latest(), media_type="text/plain; version=0.0.4")

@@ -1,15 +1,16 @@
-"""``POST /api/uploads``: stream a video file into the store (checked before acceptance)."""
+"""``POST /api/uploads``: stream a video file into the store (checked before acceptance);
+``GET /api/uploads/{upload_id}``: what was accepted."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Path, Request, Response
 
 from trendflow.api.deps import Context, CurrentUser, SettingsDep, StoreDep
 from trendflow.api.errors import error_responses
-from trendflow.api.schemas import UploadOut
-from trendflow.api.uploads import parse_meta, receive_upload
+from trendflow.api.schemas import UPLOAD_ID_PATTERN, UploadOut
+from trendflow.api.uploads import load_upload, parse_meta, receive_upload
 
 router = APIRouter(prefix="/api/uploads", tags=["uploads"])
 
@@ -18,7 +19,8 @@ router = APIRouter(prefix="/api/uploads", tags=["uploads"])
     "",
     status_code=201,
     response_model=UploadOut,
-    responses=error_responses(413, 415, 422, 429),
+    responses={**error_responses(413, 415, 422, 429), 201: {"headers": {"Location": {
+        "description": "the upload's URL", "required": True, "schema": {"type": "string"}}}}},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -28,6 +30,7 @@ router = APIRouter(prefix="/api/uploads", tags=["uploads"])
 )
 async def create_upload(
     request: Request,
+    response: Response,
     user: CurrentUser,
     ctx: Context,
     settings: SettingsDep,
@@ -41,7 +44,7 @@ async def create_upload(
     """Send the file as the raw request body; metadata in the ``X-Upload-Meta`` header."""
     ctx.upload_limiter.check(user.user_id)  # before reading a byte of the body
     meta = parse_meta(x_upload_meta)
-    return await receive_upload(
+    upload = await receive_upload(
         chunks=request.stream(),
         # Content-Length is the transport's (the HTTP server has checked it), not a parameter.
         declared_size=int(request.headers["content-length"])
@@ -52,3 +55,14 @@ async def create_upload(
         settings=settings,
         store=store,
     )
+    response.headers["Location"] = f"/api/uploads/{upload.upload_id}"
+    return upload
+
+
+@router.get("/{upload_id}", response_model=UploadOut, responses=error_responses(404))
+async def get_upload(
+    upload_id: Annotated[str, Path(pattern=UPLOAD_ID_PATTERN)], user: CurrentUser,
+    store: StoreDep,
+) -> UploadOut:
+    """One of your uploads, as it was accepted."""
+    return await load_upload(store, upload_id=upload_id, user_id=user.user_id)
