@@ -24,8 +24,9 @@ every piece it starts, on loopback only:
 It records what it started (PIDs, ports, URLs) in ``<data_dir>/stack/state.json`` (mode 0600,
 it holds the local admin token) and, on ``SIGTERM`` (``trendflow down``), stops exactly those
 pieces through their APIs: Serve, the scheduler, ``ray.shutdown()``, then SIGTERM to its own
-``ray start --block`` (which ends the Ray processes it started — never ``ray stop``), Triton by PID, PostgreSQL with ``pg_ctl`` if it
-started it. Should the supervisor not exit, ``down`` ends the recorded PIDs one by one.
+``ray start --block`` (which ends the Ray processes it started — never ``ray stop``), Triton by
+PID, PostgreSQL with ``pg_ctl`` if it started it. Should the supervisor not exit, ``down`` ends
+the recorded PIDs one by one.
 
 Crashes: a Triton that exits while the stack runs is started again by the supervisor on the same
 ports (at most ``triton.restart_attempts`` times per ``triton.restart_window_s``, with doubling
@@ -54,7 +55,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -894,11 +895,10 @@ def status(settings: Settings) -> tuple[bool, list[tuple[str, str, str]]]:
         rows.append(("triton", "skipped", tr.get("reason", "")))
     alive_ray = [p for p in state.ray_pids if pid_alive(p)]
     rows.append(("ray", "up" if alive_ray else "down",
-                 f"{state.ray_address}, {len(alive_ray)}/{len(state.ray_pids)} processes"))
+                 f"{state.ray_address}, {len(alive_ray)}/{len(state.ray_pids)} processes"
+                 + "".join(f", {option.removesuffix('-port')} {port}"
+                           for option, port in state.ray_ports.items() if option != "port")))
     rows.append(("dashboard", _http_state(state.dashboard_url), str(state.dashboard_url)))
-    if state.ray_ports:
-        rows.append(("ray ports", "", ", ".join(f"{option.removesuffix('-port')} {port}"
-                                                for option, port in state.ray_ports.items())))
     health: dict[str, Any] = {}
     if state.api_url:
         with contextlib.suppress(httpx.HTTPError, ValueError):

@@ -9,6 +9,12 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+
+# Imported here, at collection, not lazily inside the first fuzzed test: pytest rewrites
+# Schemathesis's modules (it is a pytest plugin), and CPython 3.11 fails that compile with
+# "SystemError: AST constructor recursion depth mismatch" when it happens under Hypothesis's
+# raised recursion limit after many other tests ran.
+import schemathesis.specs.openapi._hypothesis  # noqa: F401
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode, checks
 
