@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from decimal import Decimal
@@ -79,10 +80,44 @@ async def test_audit_command_exit_code(
     top = _cli(seeded_url, tmp_path, "topup", "--email", email, "--amount", "5.5",
                "--reason", "promo", "--actor", "ops")
     assert top.returncode == 0, top.stderr
-    assert '"balance": "105.5' in top.stdout
+    assert top.stdout.strip() == (f"{email} topped up by 5.50: balance 105.50, reserved 0.00, "
+                                  "available 105.50 credits")
     if tamper:
         await sconn.execute("UPDATE users SET reserved = 1 WHERE user_id = $1", user)
     done = _cli(seeded_url, tmp_path, "audit")
     assert done.returncode == (1 if tamper else 0), done.stdout + done.stderr
     if tamper:
         assert f"user {user}: reserved 1" in done.stdout
+    as_json = _cli(seeded_url, tmp_path, "audit", "--json")
+    assert as_json.returncode == done.returncode
+    report = json.loads(as_json.stdout)
+    assert report["ok"] is not tamper
+    assert report["problems"] == done.stdout.splitlines()[: len(report["problems"])]
+
+
+async def test_billing_commands_print_json_for_scripts(
+    sconn: asyncpg.Connection, seeded_url: str, tmp_path: Path
+) -> None:
+    """``--json``: one document on stdout, credits as decimal strings; without it, lines."""
+    user = await new_user(sconn, credits=Decimal("100"))
+    email = await sconn.fetchval("SELECT email FROM users WHERE user_id = $1", user)
+    top = _cli(seeded_url, tmp_path, "topup", "--email", email, "--amount", "2.25",
+               "--reason", "promo", "--json")
+    doc = json.loads(top.stdout)
+    assert {k: Decimal(v) for k, v in doc.items()} == {
+        "balance": Decimal("102.25"), "reserved": 0, "available": Decimal("102.25")}
+    bal = _cli(seeded_url, tmp_path, "balance", "--email", email, "--json")
+    assert json.loads(bal.stdout) == json.loads(top.stdout)
+
+    args = ("estimate", "--profile", "fast", "--duration", "60", "--width", "1280",
+            "--height", "720")
+    est = json.loads(_cli(seeded_url, tmp_path, *args, "--json").stdout)
+    lines = _cli(seeded_url, tmp_path, *args).stdout.splitlines()
+    assert lines[0] == f"fast for 60 s at 1280x720: {Decimal(est['total']):.2f} credits"
+    assert {c["component"] for c in est["components"]} == set(FAST)
+    assert sorted(line.split()[0] for line in lines[1:]) == sorted(FAST)
+
+    prices = json.loads(_cli(seeded_url, tmp_path, "prices", "--json").stdout)
+    table = _cli(seeded_url, tmp_path, "prices").stdout.splitlines()
+    assert set(FAST) <= set(prices)
+    assert [row.split()[0] for row in table[1:]] == sorted(prices)

@@ -171,6 +171,8 @@ def analyze(
             raise InputError(f"{source!r} is neither an existing file nor a YouTube URL")
 
         est = _raise_for(http.post("/api/estimate", json=request), "estimate")
+        if est.get("source_url"):  # the video a pasted URL stands for
+            out(f"video {est['video_id']}: {est['source_url']}")
         eta = est.get("eta_s")
         out(f"estimate: {format_credits(est['total'])} credits"
             + (f", about {eta:.0f} s" if isinstance(eta, (int, float)) else "")
