@@ -34,6 +34,7 @@ boundaries, so every class pickles with its message and details intact.
     │   ├── UserNotFound (404 user_not_found)
     │   ├── ComponentNotFound (404 component_not_found)
     │   ├── UploadNotFound (404 upload_not_found)
+    │   ├── FramesExpired (410 frames_expired)         the run's frames are no longer kept
     │   └── EndpointDisabled (404 endpoint_disabled)   a dev-only route that is switched off
     ├── Conflict (409 conflict)
     │   ├── InvalidStatusTransition (409 invalid_status_transition)
@@ -223,6 +224,14 @@ class ComponentNotFound(NotFound):
 
 class UploadNotFound(NotFound):
     code = "upload_not_found"
+
+
+class FramesExpired(NotFound):
+    """The run's frames archive (``frames/<run_id>/``) no longer holds its frames: retention
+    deleted them after ``segmenter.frames_retention_days``, or they were never kept."""
+
+    code = "frames_expired"
+    status = 410
 
 
 class EndpointDisabled(NotFound):

@@ -3,9 +3,9 @@ against the real local stack (``trendflow up``: PostgreSQL, Ray, scheduler, Serv
 
 One flow, as a creator goes: sign in, upload a generated clip with its metadata, watch the price
 change when a component is toggled, start, follow the progress to ``ok``, see a drawn chart on
-every component card, hover one moment and see it in every plot, download an NPZ, read the
-messages of a bad file (415), no credits (402) and too many runs (429), delete the video. The
-page's JavaScript must log no error during all of it. Screenshots of the result page (1440 px
+every component card, hover one moment and see it in every plot with its frame's thumbnail,
+download an NPZ, read the messages of a bad file (415), no credits (402) and too many runs
+(429), delete the video. The page's JavaScript must log no error during all of it. Screenshots of the result page (1440 px
 and 360 px wide) are written to ``.cache/test-artifacts/studio/``.
 """
 
@@ -199,6 +199,12 @@ def test_a_creator_analyses_a_clip_in_the_studio(
             assert all(abs(v - times["motion"]) < 0.05 for v in times.values()), times
             assert 3.0 < times["motion"] < 6.5, times  # 60 % of an 8 s clip
             assert f"{times['motion']:.2f}" in page.text_content("#hover-time")
+            # the frames archive still holds the run's frames: the moment's picture appears
+            page.wait_for_function("(() => { const i = document.querySelector('#frame-thumb');"
+                                   " return i && !i.hidden && i.complete"
+                                   " && i.naturalWidth > 0; })()")
+            shown_t = float(page.get_attribute("#frame-thumb", "data-t") or "nan")
+            assert abs(shown_t - times["motion"]) < 0.5, (shown_t, times)
 
             # screenshots of the result page: desktop and a 360 px phone
             page.mouse.move(0, 0)

@@ -30,6 +30,7 @@ from trendflow.api.openapi import install_openapi
 from trendflow.api.routes import (
     admin,
     forecast,
+    frames,
     me,
     profiles,
     report,
@@ -111,7 +112,8 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app)
     install_docs(app)
-    for module in (uploads, runs, report, forecast, videos, profiles, me, admin, system):
+    for module in (uploads, runs, frames, report, forecast, videos, profiles, me, admin,
+                   system):
         app.include_router(module.router)
     install_studio(app)  # last: the Studio at "/" never shadows a route
     if shedding is not None:

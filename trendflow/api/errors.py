@@ -37,6 +37,7 @@ RETRY_AFTER_STATUSES = frozenset({429, 503})
 _STATUS_TITLES = {
     400: "The request is invalid", 401: "No valid bearer token", 402: "Not enough credits",
     403: "Not allowed", 404: "Not found", 409: "Conflicts with the current state",
+    410: "No longer kept",
     413: "Upload too large", 415: "Not a video", 422: "Cannot be processed",
     429: "Too many runs: retry after Retry-After seconds",
     500: "Internal error (details are in the operator's logs)",

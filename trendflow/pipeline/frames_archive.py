@@ -15,12 +15,18 @@ meta           str      0-d JSON: format, run_id, chunk, fps, width, height, qua
 
 At quality 85 a 568×320 frame takes ~20–40 kB, about 1/20 of the raw RGB. The retention job
 deletes the whole ``frames/<run_id>/`` prefix after ``segmenter.frames_retention_days``.
+
+Chunk ``k`` holds the union frames of timeline seconds ``[k·chunk_seconds, (k+1)·chunk_seconds)``
+(the Segmenter's chunking), so :func:`nearest_frame` finds the frame of a moment by reading one
+chunk (two at a chunk's edge), never the whole archive.
 """
 
 from __future__ import annotations
 
+import bisect
 import io
 import json
+import re
 from dataclasses import dataclass
 
 import cv2
@@ -29,9 +35,10 @@ import numpy as np
 from trendflow.errors import ContractViolation
 from trendflow.pipeline.types import FrameChunk, Timeline
 from trendflow.storage.base import ObjectInfo, ResultStore
-from trendflow.storage.keys import frame_key
+from trendflow.storage.keys import frame_key, frames_prefix
 
 FORMAT = "jpeg-in-npz/v1"
+_CHUNK_NAME = re.compile(r"chunk-(\d{6})\.npz")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +50,15 @@ class ArchivedChunk:
     timestamps_s: np.ndarray
     frames: np.ndarray  # uint8 [n, H, W, 3] RGB (JPEG-decoded, so not bit-exact)
     meta: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedFrame:
+    """One kept frame as stored: its place on the timeline and its JPEG bytes."""
+
+    frame_index: int
+    timestamp_s: float
+    jpeg: bytes
 
 
 def chunk_name(index: int) -> str:
@@ -109,5 +125,52 @@ async def archive_chunk(
 
 async def read_archive(store: ResultStore, run_id: str) -> list[ArchivedChunk]:
     """Every archived chunk of a run, in timeline order."""
-    keys = await store.list(frame_key(run_id, chunk_name(0)).rsplit("/", 1)[0] + "/")
+    keys = await store.list(frames_prefix(run_id))
     return [decode_chunk(await store.get_bytes(k)) for k in keys if k.endswith(".npz")]
+
+
+def _chunk_frames(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(frame_indices, timestamps_s, jpeg, jpeg_offsets)`` of a chunk, nothing decoded."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        meta = json.loads(str(npz["meta"]))
+        if meta.get("format") != FORMAT:
+            raise ContractViolation(f"not a {FORMAT} frames archive", format=meta.get("format"))
+        return npz["frame_indices"], npz["timestamps_s"], npz["jpeg"], npz["jpeg_offsets"]
+
+
+async def nearest_frame(
+    store: ResultStore, run_id: str, t_s: float, *, chunk_seconds: float
+) -> ArchivedFrame | None:
+    """The kept frame nearest the moment ``t_s`` (seconds on the timeline), as its stored JPEG;
+    None when the archive holds no frame of the run (deleted by retention, or never kept).
+
+    ``chunk_seconds`` is the Segmenter's chunk length: it names the chunk holding ``t_s``; a
+    neighbouring chunk is read too when ``t_s`` falls before the first or after the last frame
+    of its own (or its own holds no frame and was not written).
+    """
+    kept: dict[int, str] = {}
+    for key in await store.list(frames_prefix(run_id)):
+        if (m := _CHUNK_NAME.fullmatch(key.rsplit("/", 1)[-1])) is not None:
+            kept[int(m.group(1))] = key
+    if not kept:
+        return None
+    order = sorted(kept)
+    want = int(max(t_s, 0.0) // chunk_seconds)
+    at = bisect.bisect_left(order, want)
+    own = at < len(order) and order[at] == want
+    reads = [want] if own else [order[j] for j in (at - 1, at) if 0 <= j < len(order)]
+    best: ArchivedFrame | None = None
+    for index in reads:
+        indices, times, jpeg, offsets = _chunk_frames(await store.get_bytes(kept[index]))
+        if not len(times):
+            continue
+        if own and t_s < times[0] and at > 0:
+            reads.append(order[at - 1])
+        elif own and t_s > times[-1] and at + 1 < len(order):
+            reads.append(order[at + 1])
+        own = False  # the neighbours are read whole, without looking further
+        i = int(np.argmin(np.abs(times - t_s)))
+        if best is None or abs(times[i] - t_s) < abs(best.timestamp_s - t_s):
+            best = ArchivedFrame(int(indices[i]), float(times[i]),
+                                 jpeg[offsets[i] : offsets[i + 1]].tobytes())
+    return best

@@ -235,6 +235,42 @@ async function download(path, filename) {
   setTimeout(() => URL.revokeObjectURL(a.href), 10000);
 }
 
+/** The kept frame of the hovered moment (GET /api/runs/{id}/frame), while the archive holds it.
+ * One request at a time: a hover that moves on while one loads asks for its latest moment next. */
+function frameThumbnail(runId) {
+  const img = el("img", { class: "frame-thumb", id: "frame-thumb", alt: "", hidden: true });
+  const note = el("span", { class: "frame-note", id: "frame-note" });
+  let wanted = null, shown = null, busy = false, gone = false, url = null;
+  async function load() {
+    busy = true;
+    try {
+      while (wanted !== null && !gone) {
+        const at = wanted; wanted = null;
+        if (at === shown) continue;
+        try {
+          const res = await api("GET", `/api/runs/${runId}/frame?t=${at}`, { raw: true });
+          const blob = await res.blob();
+          if (url) URL.revokeObjectURL(url);
+          url = URL.createObjectURL(blob);
+          const frameT = Number(res.headers.get("X-Frame-Time-S") ?? at);
+          img.src = url; img.hidden = false; img.dataset.t = frameT.toFixed(3);
+          img.alt = t("frame_at", { t: frameT.toFixed(2) });
+          shown = at; note.textContent = "";
+        } catch (err) {
+          // Plots do not need the frames: their absence is a note, never the page's error.
+          gone = err.code === "frames_expired";
+          if (gone) { img.hidden = true; if (url) URL.revokeObjectURL(url); }
+          note.textContent = errorText(err);
+        }
+      }
+    } finally { busy = false; }
+  }
+  return {
+    nodes: [img, note],
+    show(s) { if (gone) return; wanted = (Math.round(s * 4) / 4).toFixed(2); if (!busy) load(); },
+  };
+}
+
 async function resultView(runId) {
   const status = await api("GET", `/api/runs/${runId}/status`);
   const head = el("section", { class: "panel", "aria-labelledby": "h-result" },
@@ -251,8 +287,10 @@ async function resultView(runId) {
   const video = manifest.video || {};
   const dur = Number(video.duration_s) || 0;
   const { platform_id: platform, video_id: videoId } = result.run;
-  const timebar = el("div", { class: "timebar muted", id: "hover-time", "aria-live": "off", text: t("hover_time", { t: "—" }) });
-  onHoverTime((s) => { timebar.textContent = t("hover_time", { t: s.toFixed(2) }); });
+  const timeText = el("span", { text: t("hover_time", { t: "—" }) });
+  const frame = frameThumbnail(runId);
+  const timebar = el("div", { class: "timebar muted", id: "hover-time", "aria-live": "off" }, timeText, frame.nodes);
+  onHoverTime((s) => { timeText.textContent = t("hover_time", { t: s.toFixed(2) }); frame.show(s); });
   const manifestBtn = el("button", { type: "button", class: "secondary", id: "download-manifest", text: t("download_manifest"),
     onclick: () => { const blob = new Blob([JSON.stringify(manifest, null, 2)], { type: "application/json" });
       const a = el("a", { href: URL.createObjectURL(blob), download: "manifest.json" }); document.body.append(a); a.click(); a.remove(); } });
