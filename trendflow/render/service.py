@@ -26,6 +26,7 @@ from trendflow.contracts.profile import RenderSettings
 from trendflow.contracts.schemas import load_component_schema
 from trendflow.db.repositories import render_cache as cache_repo
 from trendflow.db.repositories import runs as runs_repo
+from trendflow.db.repositories import users as users_repo
 from trendflow.errors import ArtifactNotFound, LlmNotConfigured, RenderInvalid, RunNotReady
 from trendflow.render.brief import SECTION_TITLES, Brief, Locale, build_brief
 from trendflow.render.gateway import LlmGateway
@@ -186,14 +187,26 @@ def template_report(run: runs_repo.Run, parts: Mapping[str, tuple[str, str | Non
 async def run_report(conn: asyncpg.Connection, store: ResultStore, settings: Settings,
                      run: runs_repo.Run, *, locale: str | None = None,
                      sentences: int | None = None) -> dict[str, Any]:
-    """The report of ``run``: the template's, or the LLM's from the cache or rendered now."""
+    """The report of ``run``: the template's, or the LLM's from the cache or rendered now.
+
+    Its language and length: ``locale`` / ``sentences`` when asked, else the run owner's
+    account settings (``report_locale``, ``report_sentences_min…max``), else the profile's
+    locale and the default range (a run whose owner is gone).
+    """
     render = RenderSettings.model_validate(run.profile_config["render"])
     parts = await load_components(store, run)
     if render.engine == "template":
         return template_report(run, parts)
     assert render.prompt_version is not None  # RenderSettings requires it for llm
-    chosen: Locale = "ru" if (locale or render.locale).startswith("ru") else "en"
-    lo, hi = sentence_range(sentences)
+    account = (None if run.user_id is None
+               else await users_repo.get_settings(conn, user_id=run.user_id))
+    if locale is None:
+        locale = render.locale if account is None else account.report_locale
+    chosen: Locale = "ru" if locale.startswith("ru") else "en"
+    if sentences is None and account is not None:
+        lo, hi = account.report_sentences_min, account.report_sentences_max
+    else:
+        lo, hi = sentence_range(sentences)
     base_url = gateway_base_url(settings)
     prompt = load_prompt(render.prompt_version)
     model = render.llm_model or settings.llm.model_name
