@@ -139,3 +139,20 @@ def test_fuzzed_requests_get_documented_answers(fuzz_schema: Any, live_api: Live
     checks_ = _CHECKS[1:] if path == "/health" else _CHECKS
 
     check()
+
+
+def test_every_answer_has_a_typed_body_and_its_headers(document: dict[str, Any]) -> None:
+    """No 2xx body is an untyped object (what a client generator turns into ``Any``); a new
+    upload or run says where it is and a run's status when to poll again."""
+    for method, path, op in _operations(document):
+        for status, response in op["responses"].items():
+            if not status.startswith("2"):
+                continue
+            for media, body in response.get("content", {}).items():
+                schema = body["schema"]
+                assert schema not in ({}, {"type": "object"}), (method, path, media)
+                assert schema.get("additionalProperties") is not True, (method, path, media)
+            if status == "201" and path in ("/api/uploads", "/api/runs"):
+                assert response["headers"]["Location"]["required"] is True, (method, path)
+    status = document["paths"]["/api/runs/{run_id}/status"]["get"]["responses"]["200"]
+    assert "Retry-After" in status["headers"]
