@@ -85,7 +85,7 @@ llm: llm-models
 install: $(STAMP) system-deps node-deps
 
 demo: install
-	$(BIN)/trendflow demo $(if $(INPUT),--input "$(INPUT)",)
+	$(BIN)/trendflow demo $(if $(INPUT),--input "$(INPUT)",) $(if $(PROFILE),--profile "$(PROFILE)",)
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -4,7 +4,8 @@
 - ``down``: stop exactly what ``up`` started. ``status``: each piece, up or not (exit 1 if not).
 - ``analyze <youtube url | file> [--profile fast]``: through the HTTP API of the running stack,
   or of a stack it starts for this one analysis and stops afterwards.
-- ``demo [--input X]``: ``analyze`` of a generated sample clip (or of ``X``) with ``fast``.
+- ``demo [--input X]``: ``analyze`` of a generated sample clip (or of ``X``) with
+  :data:`DEMO_PROFILE` (``prediction``: the forecast and its what-ifs).
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from trendflow.settings import Settings, get_settings
 if TYPE_CHECKING:
     from trendflow.api.client import AnalysisResult
     from trendflow.stack import StackState
+
+
+# The demo shows the product's main answer, the forecast of views and likes with its what-ifs:
+# its profile has model-backed components, so the stack it starts runs Triton (`--triton auto`)
+# and builds the models on first use. `--profile fast` is the quick run without models.
+DEMO_PROFILE = "prediction"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -45,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     demo = subparsers.add_parser(
         "demo", help="analyse a generated sample clip (or --input) on embedded defaults")
     demo.add_argument("--input", default=None, help="a YouTube URL or file instead of the sample")
-    _analysis_options(demo)
+    _analysis_options(demo, default_profile=DEMO_PROFILE)
     demo.set_defaults(func=_demo)
 
 
@@ -62,10 +69,10 @@ def _profiles_help() -> str:
                      for p in load_seed().profiles)
 
 
-def _analysis_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="fast", metavar="PROFILE",
+def _analysis_options(p: argparse.ArgumentParser, *, default_profile: str = "fast") -> None:
+    p.add_argument("--profile", default=default_profile, metavar="PROFILE",
                    help="built-in: " + _profiles_help() + "; or the id of one of your own "
-                        "profiles (GET /api/profiles)")
+                        "profiles (GET /api/profiles); default %(default)s")
     p.add_argument("--json", action="store_true",
                    help="print the result as one JSON document on stdout (progress on stderr)")
     p.add_argument("--api", default=None,

@@ -24,6 +24,7 @@ import numpy as np
 
 from trendflow.billing.ledger import format_credits
 from trendflow.errors import DownloadFailed, InputError, ServiceUnavailable, TrendflowError
+from trendflow.forecast.present import TOP_WHATIFS, whatif_text
 from trendflow.progress import RunProgress
 from trendflow.settings import Settings
 from trendflow.web import studio_url
@@ -249,10 +250,8 @@ def print_summary(res: AnalysisResult, out: Print = print) -> None:
         fc = res.forecast
         out(f"forecast ({fc['model']}): {fc['display']['views']}")
         out(f"          {fc['display']['likes']}")
-        for w in fc["whatifs"][:3]:
-            out(f"  what if {w['label']}: median {w['views']['p50']:,.0f} views "
-                f"({w['change_p50_views']:+,.0f}; 80 % {w['views']['p10']:,.0f} – "
-                f"{w['views']['p90']:,.0f})")
+        for w in fc["whatifs"][:TOP_WHATIFS]:
+            out(f"  what if: {whatif_text(w)}")
     if res.report:
         out("report (template):")
         for sentence in res.report:

@@ -109,16 +109,11 @@ def _metadata(a: Arrays) -> list[str]:
 
 
 def _forecast(a: Arrays) -> list[str]:
-    from trendflow.forecast.present import forecast_json, short_count
+    from trendflow.forecast.present import TOP_WHATIFS, forecast_json, whatif_text
 
     doc = forecast_json(a, None)
     out = [f"Forecast: {doc['display']['views']}; {doc['display']['likes']}."]
-    for w in doc["whatifs"][:3]:
-        ratio = w["change_p50_ratio"]
-        change = f" ({100 * (ratio - 1):+.0f} %)" if ratio is not None else ""
-        out.append(f"With {w['label']}, the median forecast would be "
-                   f"{short_count(w['views']['p50'])} views{change}.")
-    return out
+    return out + [whatif_text(w) for w in doc["whatifs"][:TOP_WHATIFS]]
 
 
 RULES: dict[str, Callable[[Arrays], list[str]]] = {
