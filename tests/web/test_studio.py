@@ -5,8 +5,8 @@ One flow, as a creator goes: sign in, upload a generated clip with its metadata,
 change when a component is toggled, start, follow the progress to ``ok``, see a drawn chart on
 every component card, hover one moment and see it in every plot with its frame's thumbnail,
 download an NPZ, read the messages of a bad file (415), no credits (402) and too many runs
-(429), delete the video. The page's JavaScript must log no error during all of it. Screenshots of the result page (1440 px
-and 360 px wide) are written to ``.cache/test-artifacts/studio/``.
+(429), delete the video. The page's JavaScript must log no error during all of it. Screenshots
+of the result page (1440 px and 360 px wide) are written to ``.cache/test-artifacts/studio/``.
 """
 
 from __future__ import annotations
