@@ -12,9 +12,10 @@ the module:
 - ``ray job submit`` of ``trendflow.jobs.retention`` and ``trendflow.jobs.reprocess`` to the
   stack's dashboard: each job ``SUCCEEDED`` and did what it says.
 
-Measured on the 2-core machine (load average 0–4): the module about 4 minutes — the stack's
-start 15–29 s, the short run 22–27 s, the medium one 12–18 s, the 20-minute one 78 s (plus 23 s
-to make its clip), the two ``ray job submit`` cases 14–84 s (the job agent's registration).
+Measured on the 2-core machine (load average 0–4): the module 2.5–4 minutes — the stack's
+start 15–29 s, the short run 22–27 s, the medium one 11–18 s, the 20-minute one 78–86 s (plus
+8–23 s to make its clip), the two ``ray job submit`` cases 14–84 s (the job agent's
+registration).
 Under a load average of ~24 (a whole test suite beside it) the short run alone took ~174 s.
 """
 
@@ -131,7 +132,8 @@ def test_up_reported_each_piece_as_it_started(live: Live) -> None:
 
 
 # The whole stack (PostgreSQL, Ray head and workers, scheduler, Serve) while it analyses,
-# measured on the 2-core machine: 2.05–2.07 GB (short), 2.21–2.22 GB (medium), 2.54 GB (20 min).
+# measured on the 2-core machine: 2.05–2.07 GB (short), 2.21–2.23 GB (medium), 2.54–2.60 GB
+# (20 min).
 # Frames stream chunk by chunk; what grows with the length is the audio track, decoded whole
 # at each analysis rate, and the per-frame series.
 PEAK_BUDGET_MB = 4096
