@@ -16,7 +16,7 @@ from trendflow.errors import TrendflowError
 
 # Modules with a ``register(subparsers: argparse._SubParsersAction) -> None`` function.
 COMMAND_MODULES: tuple[str, ...] = (
-    "trendflow.contracts.cli",
+    "trendflow.contracts_cli",
     "trendflow.db.cli",
     "trendflow.media.cli",
     "trendflow.triton.cli",

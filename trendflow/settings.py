@@ -117,7 +117,6 @@ class RetentionSettings(BaseModel):
     # The transcript is the product's core (its text goes into the report), so it is kept unless
     # an operator turns it off; it is never logged either way.
     store_transcript_text: bool = True
-    store_raw_comments: bool = False
     raw_text_max_days: int = Field(default=60, ge=0, le=60)
 
 
@@ -165,7 +164,6 @@ class RuntimeSettings(BaseModel):
     # delegated, CPU weight is the alternative (cgroup v2 `cpu.weight`: `systemd-run --user
     # -p CPUWeight=10`, a container's CPU shares).
     worker_niceness: int = Field(default=10, ge=0, le=19)
-    gpu_workers_per_gpu: int = Field(default=1, ge=1)
     # Device memory of one GPU; None = read it from NVML (fails loudly when NVML cannot tell).
     gpu_memory_mb: int | None = Field(default=None, ge=1)
     chunks_in_flight: int = Field(default=4, ge=1)

@@ -155,7 +155,8 @@ async def test_profiles_crud_builtins_read_only(api: ApiHarness) -> None:
     mine = {"profile_id": "alice-cuts", "name": "cuts only",
             "components": [{"name": "shot_detection"}]}
     r = await api.client.put("/api/profiles/alice-cuts", json=mine, headers=api["alice"].headers)
-    assert r.status_code == 200, r.text and r.json()["owned"] is True
+    assert r.status_code == 200, r.text
+    assert r.json()["owned"] is True
     ids = {p["profile_id"] for p in (await api.client.get(
         "/api/profiles", headers=api["alice"].headers)).json()}
     assert {"fast", "full", "alice-cuts"} <= ids

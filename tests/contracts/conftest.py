@@ -18,7 +18,6 @@ from trendflow.contracts.profile import (
     RenderSettings,
     config_hash,
 )
-from trendflow.contracts.schemas import generate_schema_files
 from trendflow.pipeline.components.base import (
     Component,
     ComponentResult,
@@ -26,6 +25,7 @@ from trendflow.pipeline.components.base import (
     Resources,
     frame_outputs,
 )
+from trendflow.pipeline.components.schemas import generate_schema_files
 from trendflow.pipeline.sampling import Sampling
 
 CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

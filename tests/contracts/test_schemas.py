@@ -11,14 +11,13 @@ import pytest
 from trendflow.cli import main
 from trendflow.contracts.arrays import ArraySpec
 from trendflow.contracts.manifest import manifest_json_schema
-from trendflow.contracts.schemas import (
+from trendflow.contracts.schemas import load_component_schema, repo_schemas_dir
+from trendflow.errors import ContractViolation
+from trendflow.pipeline.components.schemas import (
     check_schema_files,
     component_schema_document,
     generate_schema_files,
-    load_component_schema,
-    repo_schemas_dir,
 )
-from trendflow.errors import ContractViolation
 
 from .conftest import TEST_COMPONENTS, Brightness, TitleStats
 

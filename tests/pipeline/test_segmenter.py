@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from tests.fixtures.media import MediaLibrary
+from trendflow.contracts.identity import SAMPLING_POLICY_VERSION
 from trendflow.errors import MediaError
 from trendflow.media import synth
-from trendflow.pipeline.sampling import SAMPLING_POLICY_VERSION, Sampling, union_indices
+from trendflow.pipeline.sampling import Sampling, union_indices
 from trendflow.pipeline.segmenter import PreparedVideo, Segmenter, UploadSource
 from trendflow.pipeline.types import VideoMeta
 from trendflow.settings import SegmenterSettings

@@ -11,6 +11,7 @@ import pytest
 from trendflow.errors import ArtifactNotFound, StorageError, UnsafeStorageKey
 from trendflow.storage import keys
 from trendflow.storage.base import ObjectInfo, ResultStore
+from trendflow.storage.local import LocalStore
 
 RUN = "0b7d3c1e-9f7a-4c2b-8e1d-3f5a6b7c8d9e"
 OTHER_RUN = "5d0c3a1e-1111-4c2b-8e1d-3f5a6b7c8d9e"
@@ -24,9 +25,13 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_is_a_result_store(store: ResultStore) -> None:
+def test_is_a_result_store_that_names_its_location(store: ResultStore) -> None:
     assert isinstance(store, ResultStore)
-    assert store.describe()
+    where = store.describe()
+    if isinstance(store, LocalStore):
+        assert where == str(store.root)
+    else:
+        assert where.startswith(f"s3://{store.bucket}")  # type: ignore[attr-defined]
 
 
 async def test_put_get_round_trip_and_overwrite(store: ResultStore) -> None:

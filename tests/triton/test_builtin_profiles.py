@@ -3,6 +3,7 @@ and `prediction` run end to end on the real Triton server."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
@@ -10,6 +11,7 @@ import numpy as np
 
 from tests.fixtures.media import MediaLibrary
 from tests.fixtures.triton import SOURCE_REPO, TritonServer
+from trendflow.api.client import AnalysisResult, print_summary
 from trendflow.contracts.identity import RunIdentity, upload_video_id
 from trendflow.contracts.npz import decode_npz
 from trendflow.contracts.profile import config_hash
@@ -118,6 +120,20 @@ async def test_the_prediction_profile_forecasts_on_triton_and_validates(
     assert "80 % interval" in doc["display"]["views"]
     assert doc["whatifs"] and all(w["views"]["p10"] <= w["views"]["p50"] <= w["views"]["p90"]
                                   for w in doc["whatifs"])
+    # What `trendflow analyze … --profile prediction` (and `make demo`) prints of it.
+    lines: list[str] = []
+    print_summary(AnalysisResult(run_id="r", status="ok", error=None, price=Decimal(1),
+                                 charged=Decimal(1), artifacts=None, forecast=doc),
+                  out=lines.append)
+    shown = "\n".join(lines)
+    assert f"forecast (popularity_predictor:1): {doc['display']['views']}" in shown
+    assert doc["display"]["likes"] in shown
+    shown_whatifs = [ln for ln in lines if ln.startswith("  what if: ")]
+    top = sorted(doc["whatifs"], key=lambda w: -abs(w["change_p50_views"]))[:3]
+    assert len(shown_whatifs) == len(top) >= 1
+    for w, line in zip(top, shown_whatifs, strict=True):  # the largest changes first
+        assert w["label"] in line and f"{short_count(w['views']['p50'])} views" in line
+        assert f"80 % {short_count(w['views']['p10'])} – {short_count(w['views']['p90'])}" in line
     # Train/serve identity: the training path's row for the same metadata equals the served
     # row on every column a metadata-only labelled video has.
     trained_cols = [i for i, n in enumerate(TIER0_FEATURES)

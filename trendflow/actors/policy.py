@@ -9,12 +9,24 @@ DESIGN.md §5:
   times, then the component fails with ``out_of_memory``;
 * timeouts: the run ``max(run_timeout_min_s, factor × duration)``, each component, and
   download + segmentation — operator settings, the same for every profile.
+
+What a Ray exception means is decided once, by :func:`classify` (the one boundary where Ray's
+exception types become the runtime's few failure kinds, as httpx maps transport errors in one
+place): the executions act on its :class:`Failure` and never inspect Ray's types themselves.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+from ray.exceptions import (
+    ActorUnavailableError,
+    ObjectLostError,
+    RayActorError,
+    RayTaskError,
+    TaskCancelledError,
+)
 
 from trendflow.errors import OutOfMemory, TrendflowError
 from trendflow.settings import RuntimeSettings
@@ -73,4 +85,53 @@ def resolve_timeouts(settings: RuntimeSettings, duration_s: float | None) -> Tim
     )
 
 
-__all__ = ["Timeouts", "Verdict", "backoff_s", "decide", "resolve_timeouts"]
+class Failure(StrEnum):
+    """What went wrong with a Ray call, as the runtime acts on it."""
+
+    RESTARTING = "restarting"  # the actor called is being restarted: wait for it, no retry spent
+    WORKER_LOST = "worker_lost"  # the actor's process died under the task: retry
+    INPUT_LOST = "input_lost"  # an object the task needed died with its node: rebuild it
+    CANCELLED = "cancelled"  # the task was cancelled (the run is being cancelled)
+    ERROR = "error"  # the task itself raised: ``error`` is its own exception
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    kind: Failure
+    error: BaseException  # the task's own exception for ERROR and INPUT_LOST, else Ray's
+
+
+def task_error(exc: BaseException) -> BaseException:
+    """The application error inside a ``RayTaskError`` (TrendFlow errors pickle intact)."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+def classify(exc: BaseException) -> Classified:
+    """The failure kind of an exception raised by awaiting a Ray task or actor call."""
+    if isinstance(exc, ActorUnavailableError):
+        if isinstance(exc, RayTaskError):
+            # The task ran, and an input's producer is the actor restarting (Ray tried to
+            # rebuild a lost chunk or track from it): that input is lost.
+            return Classified(Failure.INPUT_LOST, exc)
+        return Classified(Failure.RESTARTING, exc)
+    if isinstance(exc, RayActorError):  # ActorDiedError included
+        return Classified(Failure.WORKER_LOST, exc)
+    if isinstance(exc, TaskCancelledError):
+        return Classified(Failure.CANCELLED, exc)
+    if isinstance(exc, ObjectLostError):  # also a RayTaskError(ObjectLostError) of the task
+        return Classified(Failure.INPUT_LOST, task_error(exc))
+    return Classified(Failure.ERROR, task_error(exc))
+
+
+__all__ = [
+    "Classified",
+    "Failure",
+    "Timeouts",
+    "Verdict",
+    "backoff_s",
+    "classify",
+    "decide",
+    "resolve_timeouts",
+    "task_error",
+]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -43,8 +42,6 @@ from trendflow.priority import lower_worker_priority
 from trendflow.settings import RuntimeSettings, TritonSettings
 from trendflow.triton.batching import BatchingClient
 from trendflow.triton.client import TritonClient
-
-SKIPPED = "__no_frames__"  # map's answer for a chunk holding none of the component's frames
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,13 +149,13 @@ class ComponentWorker:
         ctx: ComponentContext,
         audio: AudioTrack | None,
         chunk: FrameChunk,
-    ) -> Any:
+    ) -> MapOutcome | None:
         """Map one union chunk: the component sees only the frames of its own sampling.
 
-        A chunk holding none of the component's frames is not mapped: :data:`SKIPPED`.
+        A chunk holding none of the component's frames is not mapped: None.
         """
         if ctx.frame_indices is None or not maps_chunk(ctx, chunk):
-            return SKIPPED
+            return None
         started = time.perf_counter()
         component = self._instance(spec, ctx, audio)
         partial = component.map(select_chunk(chunk, ctx.frame_indices))
@@ -207,9 +204,6 @@ class ComponentWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def ping(self, started: float | None = None) -> float:
-        return time.time() - (started or time.time())
-
 
 def gpu_fraction(gpu_memory_mb: int, gpu_total_mb: int) -> float:
     """``num_gpus`` for the GPU worker of a component: its share of one GPU's memory.
@@ -243,14 +237,8 @@ def worker_options(
     return options
 
 
-def reduce_args(partials: Sequence[Any]) -> tuple[Any, ...]:
-    """Partials as top-level arguments, so Ray resolves each ObjectRef before the call."""
-    return tuple(partials)
-
-
 __all__ = [
     "MapOutcome",
-    "SKIPPED",
     "ComponentSpec",
     "ComponentWorker",
     "ReduceOutcome",

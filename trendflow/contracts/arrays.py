@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from trendflow.errors import ContractViolation
-
 Dim = int | str
 
 
@@ -95,12 +93,3 @@ def check_arrays(
             else:
                 bound.setdefault(dim, (size, key))
     return problems
-
-
-def require_arrays(
-    specs: Mapping[str, ArraySpec], arrays: Mapping[str, np.ndarray], *, where: str
-) -> None:
-    """Raise :class:`ContractViolation` listing every problem, if any."""
-    problems = check_arrays(specs, arrays, where=where)
-    if problems:
-        raise ContractViolation("; ".join(problems), problems=problems)

@@ -8,7 +8,8 @@ every NPZ:
 - ``video_id``: the 11-character YouTube id, or ``up-`` + 16 hex of the uploaded file's sha256;
 - ``run_id``: a UUID4 made by the backend;
 - ``config_hash``: :func:`trendflow.contracts.profile.config_hash` of the normalized profile;
-- ``sampling_policy_version``: :data:`trendflow.pipeline.sampling.SAMPLING_POLICY_VERSION`;
+- ``sampling_policy_version``: :data:`SAMPLING_POLICY_VERSION` (the rules are
+  :mod:`trendflow.pipeline.sampling`);
 - ``dataprocessor_version``: the installed ``trendflow`` package version.
 
 The backend computes them; the pipeline only passes them on.
@@ -29,7 +30,11 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trendflow.errors import ConfigError, InvalidIdentifier, InvalidVideoUrl
-from trendflow.pipeline.sampling import SAMPLING_POLICY_VERSION
+
+SAMPLING_POLICY_VERSION = "tl12-h320-v1"
+"""Names the sampling policy (the analysis timeline and the index rules of
+:mod:`trendflow.pipeline.sampling`): bump it whenever they change, because cached results become
+incomparable."""
 
 PlatformId = Literal["youtube", "upload"]
 PLATFORMS: tuple[str, ...] = ("youtube", "upload")

@@ -35,9 +35,9 @@ from pydantic import (
     model_validator,
 )
 
+from trendflow.contracts.identity import SAMPLING_POLICY_VERSION
 from trendflow.errors import InvalidProfile, field_problems
 from trendflow.forecast.tier0 import check_profile_components
-from trendflow.pipeline.sampling import SAMPLING_POLICY_VERSION
 
 COMPONENT_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # Version of the normalization below; part of the hashed document so a change of the rules can

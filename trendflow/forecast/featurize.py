@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trendflow.contracts.identity import SAMPLING_POLICY_VERSION
 from trendflow.forecast.labels import LabelledVideo
 from trendflow.forecast.tier0 import TIER0_FEATURES, tier0_vector
 from trendflow.pipeline.components.base import Component
@@ -23,7 +24,6 @@ from trendflow.pipeline.components.metadata_features import MetadataFeatures, me
 from trendflow.pipeline.components.model_backed import TEXT_EMBEDDER
 from trendflow.pipeline.components.text_embeddings import TextEmbeddings
 from trendflow.pipeline.execution import build_context
-from trendflow.pipeline.sampling import SAMPLING_POLICY_VERSION
 from trendflow.pipeline.types import Timeline, VideoMeta
 from trendflow.triton.batching import BatchingClient
 from trendflow.triton.client import InferenceClient

@@ -4,11 +4,19 @@ Both runners must produce byte-for-byte the same arrays for the same clip and pr
 decides the result lives here once: which frames a component reads, the context it is set up
 with, the order components run in (dependencies first), which chunks it maps, and how a result
 becomes an NPZ artifact plus its manifest record.
+
+The **manifest lifecycle** lives here too, so both runners record failures the same way:
+:func:`new_manifest` (every enabled component ``pending``), :func:`reopen_manifest` (a resumed
+run redoes what was ``running`` or ``error``), :func:`check_dependencies` (a component whose
+dependency did not finish fails as ``component_failed`` — an optional dependency that failed
+never breaks the run), :func:`record_optional_failure` (the run's warning) and
+:func:`end_manifest` (unfinished components become ``run_aborted`` errors after a failure and
+``pending`` again after a cancel; the run's status, error and finish time).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +32,7 @@ from trendflow.contracts.manifest import (
     utc_now,
 )
 from trendflow.contracts.npz import decode_npz, encode_result
+from trendflow.contracts.profile import ModelRef
 from trendflow.errors import ComponentError, ConfigError, TrendflowError
 from trendflow.pipeline.components.base import Component, ComponentContext, Input
 from trendflow.pipeline.sampling import timestamps_for, union_indices
@@ -218,25 +227,129 @@ def finished_components(manifest: Manifest) -> set[str]:
     return {n for n, rec in manifest.components.items() if rec.status in ("ok", "empty")}
 
 
-def ordered_partials(partials: Mapping[int, Any], chunk_order: Sequence[int]) -> list[Any]:
-    """Partials in chunk order (reduce's contract), whatever order maps finished in."""
-    return [partials[i] for i in chunk_order if i in partials]
+# -- the manifest's lifecycle ----------------------------------------------------------------
+
+ABORTED = "run_aborted"
+"""Error code of components left unfinished when the run failed."""
+
+
+def new_manifest(
+    identity: RunIdentity,
+    classes: Mapping[str, type[Component]],
+    required: Mapping[str, bool],
+    model_mapping: Mapping[str, ModelRef],
+    *,
+    profile_id: str | None,
+    user_id: str | None,
+    created_at: datetime | None = None,
+) -> Manifest:
+    """A run's first manifest: every component ``pending`` with its versions and model, the
+    run ``running`` from now."""
+    manifest = Manifest.new(
+        identity,
+        components={
+            name: ComponentRecord.pending(
+                schema_version=cls.SCHEMA_VERSION,
+                producer_version=cls.PRODUCER_VERSION,
+                required=required[name],
+                model=model_mapping[name].ref if name in model_mapping else None,
+            )
+            for name, cls in classes.items()
+        },
+        model_mapping=model_mapping,
+        profile_id=profile_id,
+        user_id=user_id,
+        created_at=created_at,
+    )
+    return reopen_manifest(manifest)
+
+
+def _pending_again(rec: ComponentRecord) -> ComponentRecord:
+    return ComponentRecord.pending(
+        schema_version=rec.schema_version,
+        producer_version=rec.producer_version,
+        required=rec.required,
+        model=rec.model,
+    )
+
+
+def reopen_manifest(manifest: Manifest) -> Manifest:
+    """The run ``running`` (again): components interrupted (``running``) or failed earlier
+    (``error``) go back to ``pending``; ``ok``/``empty`` ones are kept, never recomputed."""
+    for name, rec in manifest.components.items():
+        if rec.status in ("running", "error"):
+            manifest.components[name] = _pending_again(rec)
+    manifest.run.status = "running"
+    manifest.run.error = None
+    manifest.run.finished_at = None
+    manifest.run.started_at = manifest.run.started_at or utc_now()
+    return manifest
+
+
+def check_dependencies(manifest: Manifest, cls: type[Component]) -> None:
+    """Raise ``component_failed`` when a dependency of ``cls`` did not finish (``ok`` or
+    ``empty``): an optional dependency that failed fails its dependants, not the run."""
+    failed = [d for d in cls.DEPENDS_ON if manifest.components[d].status not in ("ok", "empty")]
+    if failed:
+        raise ComponentError(
+            f"{cls.NAME} cannot run: its dependencies {failed} did not finish",
+            component=cls.NAME,
+        )
+
+
+def record_optional_failure(manifest: Manifest, name: str, error: TrendflowError) -> str:
+    """The run's warning for a failed optional component, added to the manifest."""
+    warning = f"optional component {name} failed: {error.code}"
+    manifest.run.warnings.append(warning)
+    return warning
+
+
+def end_manifest(manifest: Manifest, status: str, error: ErrorInfo | None) -> list[str]:
+    """End the run in the manifest; the components it closed, by name.
+
+    Components left ``pending``/``running``: ``error`` with :data:`ABORTED` when the run failed
+    (or ended ``ok`` without them), back to ``pending`` when it was cancelled (a later run of
+    the same video may do them).
+    """
+    now = utc_now()
+    closed = []
+    for name, rec in manifest.components.items():
+        if rec.status not in ("running", "pending"):
+            continue
+        closed.append(name)
+        if status == "cancelled":
+            manifest.components[name] = _pending_again(rec)
+            continue
+        rec.status = "error"
+        rec.error = ErrorInfo(code=ABORTED, message="the run ended before this component finished")
+        rec.started_at = rec.started_at or now
+        rec.finished_at = now
+        rec.artifacts = []
+    manifest.run.status = status  # type: ignore[assignment]
+    manifest.run.error = error
+    manifest.run.finished_at = now
+    return closed
 
 
 __all__ = [
+    "ABORTED",
     "ComponentTiming",
     "as_trendflow_error",
     "build_context",
+    "check_dependencies",
     "chunk_has_frames",
     "component_indices",
     "dependency_layers",
+    "end_manifest",
     "finished_components",
     "load_outputs",
     "maps_chunk",
-    "ordered_partials",
+    "new_manifest",
     "persist_result",
     "record_done",
     "record_error",
+    "record_optional_failure",
     "record_running",
+    "reopen_manifest",
     "union_of",
 ]

@@ -48,7 +48,7 @@ from trendflow.contracts.manifest import (
     utc_now,
 )
 from trendflow.contracts.profile import ModelRef, ProfileConfig
-from trendflow.errors import ComponentError, InvalidProfile, StorageError, TrendflowError
+from trendflow.errors import InvalidProfile, StorageError, TrendflowError
 from trendflow.pipeline.components.base import (
     Component,
     ComponentContext,
@@ -57,18 +57,23 @@ from trendflow.pipeline.components.base import (
 )
 from trendflow.pipeline.components.registry import get_component
 from trendflow.pipeline.execution import (
+    ABORTED,
     ComponentTiming,
     as_trendflow_error,
     build_context,
+    check_dependencies,
     dependency_layers,
+    end_manifest,
     load_outputs,
+    new_manifest,
     persist_result,
     record_done,
     record_error,
+    record_optional_failure,
     record_running,
+    union_of,
 )
 from trendflow.pipeline.frames_archive import archive_chunk
-from trendflow.pipeline.sampling import union_indices
 from trendflow.pipeline.segmenter import PreparedVideo, Segmenter, VideoSource
 from trendflow.pipeline.types import AudioTrack
 from trendflow.settings import Settings, get_settings
@@ -78,8 +83,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _MB = 1024 * 1024
-ABORTED = "run_aborted"
-"""Error code of components left unfinished when a required component failed."""
 
 
 @dataclass(slots=True)
@@ -152,18 +155,11 @@ class _Run:
         self.process = psutil.Process()
         self.live = {p.name: _Live(p) for p in planned}
         self.failed_required: str | None = None
-        self.manifest = Manifest.new(
+        self.manifest = new_manifest(
             identity,
-            components={
-                p.name: ComponentRecord.pending(
-                    schema_version=p.component.SCHEMA_VERSION,
-                    producer_version=p.component.PRODUCER_VERSION,
-                    required=p.required,
-                    model=model_mapping[p.name].ref if p.name in model_mapping else None,
-                )
-                for p in planned
-            },
-            model_mapping=model_mapping,
+            {p.name: type(p.component) for p in planned},
+            {p.name: p.required for p in planned},
+            model_mapping,
             profile_id=profile_id,
             user_id=user_id,
         )
@@ -209,7 +205,7 @@ class _Run:
         if live.planned.required:
             self.failed_required = self.failed_required or name
         else:
-            self.manifest.run.warnings.append(f"optional component {name} failed: {error.code}")
+            record_optional_failure(self.manifest, name, error)
         await self.save()
 
     async def complete(self, live: _Live) -> None:
@@ -274,8 +270,6 @@ async def run_local(
         identity, planned, store, settings, dict(model_mapping or {}), services or {},
         profile_id, user_id,
     )
-    run.manifest.run.status = "running"
-    run.manifest.run.started_at = utc_now()
     await run.save()
 
     prepared: PreparedVideo | None = None
@@ -309,20 +303,7 @@ async def run_local(
 
 
 async def _end(run: _Run, error: ErrorInfo | None) -> Manifest:
-    now = utc_now()
-    for name, live in run.live.items():
-        if live.done:
-            continue
-        rec = run.record(name)
-        rec.status = "error"
-        rec.error = ErrorInfo(code=ABORTED, message="the run ended before this component finished")
-        rec.started_at = rec.started_at or now
-        rec.finished_at = now
-        rec.artifacts = []
-        live.done = True
-    run.manifest.run.status = "ok" if error is None else "error"
-    run.manifest.run.error = error
-    run.manifest.run.finished_at = now
+    end_manifest(run.manifest, "ok" if error is None else "error", error)
     await run.save()
     return run.manifest
 
@@ -364,12 +345,7 @@ async def _setup(
     cls = type(component)
     await run.begin(live)
     try:
-        failed = [d for d in cls.DEPENDS_ON if run.record(d).status not in ("ok", "empty")]
-        if failed:
-            raise ComponentError(
-                f"{cls.NAME} cannot run: its dependencies {failed} did not finish",
-                component=cls.NAME,
-            )
+        check_dependencies(run.manifest, cls)
         deps = {d: await load_outputs(run.store, run.identity, d) for d in cls.DEPENDS_ON}
         live.ctx = build_context(
             cls,
@@ -398,7 +374,8 @@ async def _decode_and_map(
         indices[live.planned.name] = live.ctx.frame_indices
     active = list(framed)
     seg = run.settings.segmenter
-    for chunk in segmenter.iter_chunks(prepared, union_indices(indices.values())):
+    classes = {live.planned.name: type(live.planned.component) for live in framed}
+    for chunk in segmenter.iter_chunks(prepared, union_of(classes, prepared.timeline)):
         if seg.archive_frames:
             await archive_chunk(
                 run.store, run.identity.run_id, chunk, prepared.timeline,

@@ -3,8 +3,9 @@
 The analysis timeline is the video resampled to ``analysis_fps`` (12 by default): frame ``i`` is
 shown at ``i / analysis_fps`` seconds. A component declares a :class:`Sampling`; the Segmenter
 decodes the union of every enabled component's indices once and hands each component exactly its
-own ``frame_indices`` and ``timestamps_s``. ``SAMPLING_POLICY_VERSION`` names this policy: bump it
-whenever the timeline or the index rules change, because cached results become incomparable.
+own ``frame_indices`` and ``timestamps_s``.
+:data:`~trendflow.contracts.identity.SAMPLING_POLICY_VERSION` names this policy: bump it whenever
+the timeline or the index rules change, because cached results become incomparable.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-
-SAMPLING_POLICY_VERSION = "tl12-h320-v1"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trendflow.contracts.identity import SAMPLING_POLICY_VERSION
 from trendflow.errors import (
     TrendflowError,
     UnsupportedMedia,
@@ -35,7 +36,6 @@ from trendflow.pipeline.probe import (
     probe,
     scan_packets,
 )
-from trendflow.pipeline.sampling import SAMPLING_POLICY_VERSION
 from trendflow.pipeline.types import (
     AudioTrack,
     FrameChunk,

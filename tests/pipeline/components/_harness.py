@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from trendflow.contracts.identity import SAMPLING_POLICY_VERSION
 from trendflow.pipeline.components.base import (
     Component,
     ComponentContext,
     ComponentResult,
     select_chunk,
 )
-from trendflow.pipeline.sampling import SAMPLING_POLICY_VERSION, timestamps_for
+from trendflow.pipeline.sampling import timestamps_for
 from trendflow.pipeline.types import AudioTrack, FrameChunk, Timeline, VideoInfo, VideoMeta
 
 

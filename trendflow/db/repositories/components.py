@@ -178,13 +178,6 @@ async def add_artifact(
     return row_to(Artifact, row)
 
 
-async def list_artifacts(conn: asyncpg.Connection, *, run_id: uuid.UUID) -> list[Artifact]:
-    rows = await conn.fetch(
-        f"SELECT {_ART} FROM artifacts WHERE run_id = $1 ORDER BY component_name, key", run_id
-    )
-    return [row_to(Artifact, r) for r in rows]
-
-
 async def record_component(
     conn: asyncpg.Connection, *, run_id: uuid.UUID, name: str, record: ComponentRecord
 ) -> None:

@@ -109,31 +109,6 @@ async def list_users(conn: asyncpg.Connection, *, limit: int = 100, offset: int 
     return [row_to(User, r) for r in rows]
 
 
-async def update_user(
-    conn: asyncpg.Connection,
-    *,
-    user_id: uuid.UUID,
-    role: Role | None = None,
-    subscription: Subscription | None = None,
-    display_name: str | None = None,
-) -> User:
-    """Change role, subscription or display name (None leaves a field as it is)."""
-    with domain_errors("update user"):
-        row = await conn.fetchrow(
-            f"UPDATE users SET role = COALESCE($2, role), "
-            f"subscription = COALESCE($3, subscription), "
-            f"display_name = COALESCE($4, display_name), updated_at = now() "
-            f"WHERE user_id = $1 RETURNING {_USER}",
-            user_id,
-            role,
-            subscription,
-            display_name,
-        )
-    if row is None:
-        raise UserNotFound(f"user {user_id} does not exist", user_id=str(user_id))
-    return row_to(User, row)
-
-
 async def create_token(
     conn: asyncpg.Connection,
     *,
@@ -190,13 +165,6 @@ async def revoke_token(
         user_id,
     )
     return status.endswith(" 1")
-
-
-async def list_tokens(conn: asyncpg.Connection, *, user_id: uuid.UUID) -> list[ApiToken]:
-    rows = await conn.fetch(
-        f"SELECT {_TOKEN} FROM api_tokens WHERE user_id = $1 ORDER BY created_at", user_id
-    )
-    return [row_to(ApiToken, r) for r in rows]
 
 
 ReportLocale = Literal["ru", "en"]

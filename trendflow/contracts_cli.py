@@ -93,7 +93,8 @@ def _schemas_dir(args: argparse.Namespace) -> Path:
 
 
 def _schemas_generate(args: argparse.Namespace) -> int:
-    from trendflow.contracts.schemas import generate_schema_files, repo_schemas_dir
+    from trendflow.contracts.schemas import repo_schemas_dir
+    from trendflow.pipeline.components.schemas import generate_schema_files
 
     target = args.dir if args.dir is not None else repo_schemas_dir()
     for path in generate_schema_files(target):
@@ -102,7 +103,7 @@ def _schemas_generate(args: argparse.Namespace) -> int:
 
 
 def _schemas_check(args: argparse.Namespace) -> int:
-    from trendflow.contracts.schemas import check_schema_files
+    from trendflow.pipeline.components.schemas import check_schema_files
 
     problems = check_schema_files(_schemas_dir(args))
     for line in problems:
