@@ -53,3 +53,57 @@ def test_run_timeout_is_two_hours_or_six_times_the_video() -> None:
     assert resolve_timeouts(rt, 1800.0).run_s == 6 * 1800.0
     assert resolve_timeouts(rt, None).component_s == 1800.0
     assert resolve_timeouts(rt, None).segment_s == 900.0
+
+
+# -- what a Ray exception means (classify), one case per Ray exception type -------------------
+
+def _task_error(cause: BaseException) -> BaseException:
+    """``cause`` as Ray raises it to the caller of a task that raised it (a RayTaskError that
+    is also an instance of the cause's type)."""
+    from ray.exceptions import RayTaskError
+
+    return RayTaskError("fn", "traceback", cause).as_instanceof_cause()
+
+
+def test_classify_maps_each_ray_exception_to_one_failure_kind() -> None:
+    from ray.exceptions import (
+        ActorDiedError,
+        ActorUnavailableError,
+        ObjectLostError,
+        ObjectReconstructionFailedError,
+        OwnerDiedError,
+        RayActorError,
+        TaskCancelledError,
+    )
+
+    from trendflow.actors.policy import Failure, classify
+
+    lost = ObjectLostError("ab" * 14, None, "call site")
+    cases: list[tuple[BaseException, Failure]] = [
+        (ActorUnavailableError("restarting", None), Failure.RESTARTING),
+        (ActorDiedError(), Failure.WORKER_LOST),
+        (RayActorError(), Failure.WORKER_LOST),
+        (TaskCancelledError(), Failure.CANCELLED),
+        (lost, Failure.INPUT_LOST),
+        (OwnerDiedError("ab" * 14, None, "call site"), Failure.INPUT_LOST),
+        (ObjectReconstructionFailedError("ab" * 14), Failure.INPUT_LOST),
+        (_task_error(lost), Failure.INPUT_LOST),  # a task whose input was lost
+        # a task whose input's producer is restarting (Ray tried to rebuild the input from it)
+        (_task_error(ActorUnavailableError("restarting", None)), Failure.INPUT_LOST),
+        (_task_error(ServiceUnavailable("triton 503")), Failure.ERROR),
+        (_task_error(ValueError("bug")), Failure.ERROR),
+        (TimeoutError(), Failure.ERROR),
+    ]
+    assert [classify(exc).kind for exc, _ in cases] == [kind for _, kind in cases]
+
+
+def test_classify_hands_back_the_tasks_own_error() -> None:
+    from trendflow.actors.policy import Failure, classify
+
+    raised = ServiceUnavailable("triton 503")
+    got = classify(_task_error(raised))
+    assert got.kind is Failure.ERROR and got.error is raised
+    # so the retry rules apply to the application's error, not to Ray's wrapper
+    assert decide(got.error, attempt=0, halvings=0, settings=RT) is Verdict.RETRY
+    plain = ValueError("not from Ray")
+    assert classify(plain).error is plain
