@@ -126,6 +126,7 @@ async def _resolve_profile(
         inline_cache_ttl_days=settings.api.default_cache_ttl_days,
         models_served=settings.triton.enabled,
         triton=settings.triton,
+        llm=settings.llm,
     )
     days = req.cache_ttl_days
     if days is None:

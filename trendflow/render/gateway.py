@@ -25,8 +25,24 @@ from typing import Any
 
 import httpx
 
-from trendflow.errors import LlmBadResponse, LlmRateLimited, LlmTimeout, LlmUnavailable
+from trendflow.errors import (
+    LlmBadResponse,
+    LlmNotConfigured,
+    LlmRateLimited,
+    LlmTimeout,
+    LlmUnavailable,
+)
 from trendflow.settings import LlmSettings
+
+
+def require_llm(llm: LlmSettings) -> None:
+    """Refuse ``engine: llm`` when this deployment has no LLM (``llm_not_configured``, 422):
+    at a run's creation and estimate, and before a render — never a silent template."""
+    if not llm.enabled:
+        raise LlmNotConfigured(
+            "this deployment has no LLM (TRENDFLOW_LLM__ENABLED=false): a profile with engine "
+            "'llm' cannot be rendered; use engine 'template' or configure "
+            "TRENDFLOW_LLM__BASE_URL", engine="llm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,4 +145,4 @@ def _retry_after(response: httpx.Response) -> int:
         return 60
 
 
-__all__ = ["Completion", "LlmGateway"]
+__all__ = ["Completion", "LlmGateway", "require_llm"]

@@ -27,9 +27,9 @@ from trendflow.contracts.schemas import load_component_schema
 from trendflow.db.repositories import render_cache as cache_repo
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.db.repositories import users as users_repo
-from trendflow.errors import ArtifactNotFound, LlmNotConfigured, RenderInvalid, RunNotReady
+from trendflow.errors import ArtifactNotFound, RenderInvalid, RunNotReady
 from trendflow.render.brief import SECTION_TITLES, Brief, Locale, build_brief
-from trendflow.render.gateway import LlmGateway
+from trendflow.render.gateway import LlmGateway, require_llm
 from trendflow.render.prompts import Prompt, load_prompt
 from trendflow.render.validator import validate
 from trendflow.settings import Settings
@@ -133,10 +133,7 @@ def _dump(value: Any) -> str:
 def gateway_base_url(settings: Settings) -> str:
     """The endpoint the gateway talks to: ``llm.base_url``, else the local server's."""
     llm = settings.llm
-    if not llm.enabled:
-        raise LlmNotConfigured("this deployment has no LLM (TRENDFLOW_LLM__ENABLED=false): a "
-                               "profile with engine 'llm' cannot be rendered; use engine "
-                               "'template' or configure TRENDFLOW_LLM__BASE_URL")
+    require_llm(llm)
     return llm.base_url or f"http://127.0.0.1:{llm.port}/v1"
 
 

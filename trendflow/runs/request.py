@@ -24,7 +24,8 @@ from trendflow.db.repositories import catalog
 from trendflow.db.repositories import profiles as profiles_repo
 from trendflow.errors import InputError, ModelServingDisabled
 from trendflow.pipeline.components.registry import get_component
-from trendflow.settings import TritonSettings
+from trendflow.render.gateway import require_llm
+from trendflow.settings import LlmSettings, TritonSettings
 from trendflow.triton.readiness import require_predictor
 
 
@@ -49,11 +50,15 @@ class ResolvedProfile:
 
 
 async def check_profile(
-    conn: asyncpg.Connection, config: ProfileConfig, *, models_served: bool = True
+    conn: asyncpg.Connection, config: ProfileConfig, *, models_served: bool = True,
+    llm: LlmSettings | None = None,
 ) -> None:
     """Every enabled component exists, declares the params it is given, can be scheduled and
     priced (a row in ``component_resource_requirements``), and — when this deployment serves
-    no models (``models_served=False``) — needs no model server."""
+    no models (``models_served=False``) — needs no model server; with ``llm`` (this
+    deployment's LLM), a profile rendering with ``engine: llm`` needs it enabled."""
+    if llm is not None and config.render.engine == "llm":
+        require_llm(llm)
     classes = {c.name: get_component(c.name) for c in config.enabled}
     for comp in config.enabled:
         classes[comp.name].check_params(comp.params)
@@ -78,16 +83,19 @@ async def resolve_profile(
     inline_cache_ttl_days: int = 0,
     models_served: bool = True,
     triton: TritonSettings | None = None,
+    llm: LlmSettings | None = None,
 ) -> ResolvedProfile:
     """The stored profile ``profile_id`` (built in, public or ``user_id``'s) or the unsaved
     ``inline`` one (its cache window: ``inline_cache_ttl_days``; its id is derived here from the
     user and the config hash, whatever ``inline.profile_id`` says), checked by
     :func:`check_profile`. With ``triton`` (this deployment's model serving), a profile asking
     for the forecast also needs its pinned predictor trained and served
-    (:func:`~trendflow.triton.readiness.require_predictor`).
+    (:func:`~trendflow.triton.readiness.require_predictor`); with ``llm``, an ``engine: llm``
+    profile needs this deployment's LLM (``llm_not_configured``).
 
     Errors: ``profile_not_found``, ``invalid_profile`` (also for params a component does not
-    declare), ``component_not_found``, ``model_serving_disabled``, ``model_not_found``.
+    declare), ``component_not_found``, ``model_serving_disabled``, ``model_not_found``,
+    ``llm_not_configured``.
     """
     if (profile_id is None) == (inline is None):
         raise InputError("give exactly one of a profile id and an inline profile",
@@ -99,7 +107,7 @@ async def resolve_profile(
         assert inline is not None
         profile, ttl = inline, inline_cache_ttl_days
     config = profile.config()
-    await check_profile(conn, config, models_served=models_served)
+    await check_profile(conn, config, models_served=models_served, llm=llm)
     digest = config_hash(config)
     if inline is not None:
         if user_id is None:
