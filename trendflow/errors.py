@@ -310,6 +310,12 @@ class StorageError(TrendflowError):
     status = 503
 
 
+class StorageUnavailable(StorageError):
+    """The result store kept failing a write the run needs, after retries."""
+
+    code = "storage_unavailable"
+
+
 class DatabaseError(TrendflowError):
     code = "database_error"
     status = 503
@@ -370,6 +376,12 @@ class ModelServingUnavailable(ServiceUnavailable):
     ``components``, ``retry_after_s`` (the API's ``Retry-After``)."""
 
     code = "model_serving_unavailable"
+
+
+class ExecutionLost(TransientError):
+    """A ``running`` run's execution disappeared (no heartbeat) more often than allowed."""
+
+    code = "execution_lost"
 
 
 class Overloaded(TransientError):

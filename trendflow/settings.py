@@ -183,6 +183,15 @@ class RuntimeSettings(BaseModel):
     component_timeout_s: float = Field(default=30 * 60.0, gt=0)
     segment_timeout_s: float = Field(default=15 * 60.0, gt=0)
     scheduler_max_restarts: int = Field(default=-1, ge=-1)
+    # A scheduler refreshes the heartbeat of the runs it executes every heartbeat_interval_s;
+    # its watchdog re-queues a `running` run silent for heartbeat_timeout_s (its execution is
+    # gone), or fails it (`execution_lost`) once it has been claimed run_max_attempts times.
+    heartbeat_interval_s: float = Field(default=10.0, gt=0)
+    heartbeat_timeout_s: float = Field(default=120.0, gt=0)
+    run_max_attempts: int = Field(default=3, ge=1)
+    # Writes of a run's manifest are retried this many times (with the retry backoff) before
+    # the run ends `error` with `storage_unavailable`.
+    store_retry_attempts: int = Field(default=3, ge=0)
     system_user_email: str = "system@trendflow.local"
 
 

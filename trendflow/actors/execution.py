@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import ray
 
 from trendflow.actors.calls import Limiter, await_ref
+from trendflow.actors.ending import end_execution, save_retrying
 from trendflow.actors.policy import (
     Failure,
     Timeouts,
@@ -38,11 +39,9 @@ from trendflow.actors.workers import ComponentSpec, ReduceOutcome
 from trendflow.contracts.identity import RunIdentity
 from trendflow.contracts.manifest import (
     ComponentRecord,
-    ErrorInfo,
     Manifest,
     VideoSection,
     load_manifest,
-    save_manifest,
     utc_now,
 )
 from trendflow.contracts.profile import ModelRef, ProfileConfig
@@ -68,7 +67,6 @@ from trendflow.pipeline.execution import (
     build_context,
     check_dependencies,
     dependency_layers,
-    end_manifest,
     finished_components,
     load_outputs,
     new_manifest,
@@ -80,7 +78,7 @@ from trendflow.pipeline.execution import (
     reopen_manifest,
     union_of,
 )
-from trendflow.runs import Ending, end_run
+from trendflow.runs import Ending
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
 from trendflow.storage.keys import manifest_key
@@ -159,7 +157,7 @@ class RunExecution:
 
     async def _save(self) -> None:
         assert self.manifest is not None
-        await save_manifest(self.s.store, self.manifest)
+        await save_retrying(self.s.store, self.manifest, self.rt)
 
     async def _db_component(self, name: str, rec: ComponentRecord) -> None:
         async with self.s.db.acquire() as conn:
@@ -664,15 +662,9 @@ class RunExecution:
         await self._db_component(state.name, rec)
 
     async def _finish(self, status: Ending, error: TrendflowError | None = None) -> str:
-        if self.manifest is not None:
-            info = None if error is None else ErrorInfo(code=error.code, message=error.message)
-            closed = end_manifest(self.manifest, status, info)
-            await self._save()
-            for name in closed:
-                await self._db_component(name, self.manifest.components[name])
-        async with self.s.db.acquire() as conn:
-            await end_run(conn, run_id=self.run.run_id, status=status, error=error)
-        return status
+        # Always ends the run, even when its last manifest write fails (actors/ending.py).
+        return await end_execution(self.s.db, self.s.store, self.rt, self.manifest,
+                                   self.run.run_id, status, error)
 
     async def finish_ok(self) -> str:
         return await self._finish("ok")

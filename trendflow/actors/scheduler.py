@@ -19,6 +19,11 @@ thread, started in ``__init__``, so a restarted scheduler resumes by itself:
    process died, Ray restarted it) is asked to prepare the video again and the stream resumes
    at the first chunk not yet received, within the retry budget.
 
+4. **Watchdog** — the heartbeat of the runs executing here, and a sweep that re-queues (or
+   fails ``execution_lost``) any ``running`` run whose execution is gone
+   (:mod:`trendflow.actors.watchdog`); a run's ending survives a failing store
+   (:mod:`trendflow.actors.ending`).
+
 Failure rules are :mod:`trendflow.actors.policy`. Cancelling a run stops its work and keeps what
 finished. See ``docs/runtime.md`` for operating it.
 """
@@ -36,6 +41,8 @@ from typing import Any
 
 import ray
 
+from trendflow.actors import watchdog
+from trendflow.actors.ending import close_stored_manifest
 from trendflow.actors.execution import RunExecution, RunServices
 from trendflow.actors.planning import Capacity, PendingRun, TaskDemand, plan_batches
 from trendflow.actors.pools import Pools
@@ -82,6 +89,7 @@ class Scheduler:
         # Opened by the loop (_serve) before it takes any run; used only after that.
         self._db: Database
         self._services: RunServices
+        self._watchdog: asyncio.Task[None]
         self._wakeup = asyncio.Event()
         self._main = asyncio.run_coroutine_threadsafe(self._serve(), self._loop)
 
@@ -142,6 +150,7 @@ class Scheduler:
             self._started.set()
             raise
         self._started.set()
+        self._watchdog = self._loop.create_task(self._watch(), name="watchdog")
         while not self._stopping:
             try:
                 await self._tick()
@@ -152,7 +161,27 @@ class Scheduler:
                 await asyncio.wait_for(self._wakeup.wait(), self._rt.poll_interval_s)
             self._wakeup.clear()
 
+    async def _watch(self) -> None:
+        """Heartbeats of the runs executing here, and the sweep for runs whose execution is
+        gone (:mod:`trendflow.actors.watchdog`), every ``heartbeat_interval_s``."""
+        while not self._stopping:
+            try:
+                for run_id in await watchdog.beat(self._db, worker_id=self._worker_id,
+                                                  run_ids=list(self._active)):
+                    active = self._active.get(run_id)
+                    if active is not None and active.task is not None:
+                        log.warning("run %s is no longer this scheduler's; stopping it", run_id)
+                        active.task.cancel()  # not a user's cancel: the run's row is left alone
+                requeued, _ = await watchdog.sweep(self._db, self._services.store, self._rt,
+                                                   active=list(self._active))
+                if requeued:
+                    self._wakeup.set()
+            except Exception:
+                log.exception("watchdog round failed; retrying after the heartbeat interval")
+            await asyncio.sleep(self._rt.heartbeat_interval_s)
+
     async def _shutdown(self) -> None:
+        self._watchdog.cancel()
         for active in list(self._active.values()):
             if active.task is not None:
                 active.task.cancel()
@@ -262,6 +291,13 @@ class Scheduler:
             await asyncio.gather(active.task, return_exceptions=True)
         async with self._db.acquire() as conn:
             run = await end_run(conn, run_id=uuid.UUID(run_id), status="cancelled")
+        # Its manifest says it too, also without an execution here (queued, or running
+        # without one); a no-op when the execution closed it.
+        try:
+            await close_stored_manifest(self._db, self._services.store, self._rt, run)
+        except TrendflowError as exc:
+            log.error("run %s ended %s, but its manifest could not be closed: %s",
+                      run_id, run.status, exc)
         return run.status
 
     # -- one run ---------------------------------------------------------------------------------
@@ -277,8 +313,11 @@ class Scheduler:
             # else: the scheduler is stopping; the run stays `running` and is requeued on start
         except Exception as exc:
             log.exception("run %s crashed in the scheduler", run_id)
-            with contextlib.suppress(Exception):
+            try:
                 await execution.finish_error(as_trendflow_error(exc, "scheduler"))
+            except Exception:
+                log.exception("run %s could not be ended; the watchdog takes it once its "
+                              "heartbeat is %g s old", run_id, self._rt.heartbeat_timeout_s)
         finally:
             self._active.pop(run_id, None)
             await execution.release()

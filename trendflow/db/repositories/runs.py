@@ -70,6 +70,7 @@ class Run:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    heartbeat_at: datetime | None = None  # refreshed while a scheduler executes it
 
 
 _RUN = columns(Run)
@@ -209,7 +210,8 @@ async def claim_next_runs(conn: asyncpg.Connection, *, limit: int, worker_id: st
             FOR UPDATE SKIP LOCKED
         )
         UPDATE runs r SET status = 'running', worker_id = $2, attempts = r.attempts + 1,
-                          started_at = COALESCE(r.started_at, now()), updated_at = now()
+                          started_at = COALESCE(r.started_at, now()), updated_at = now(),
+                          heartbeat_at = now()
         FROM next WHERE r.run_id = next.run_id
         RETURNING {", ".join("r." + c for c in _RUN.split(", "))}
         """,
@@ -376,6 +378,39 @@ async def requeue_interrupted(conn: asyncpg.Connection, *, worker_id: str | None
         worker_id,
     )
     return int(status.rsplit(" ", 1)[1])
+
+
+async def beat_runs(
+    conn: asyncpg.Connection, *, worker_id: str, run_ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Refresh the heartbeat of ``worker_id``'s running runs among ``run_ids``; returns those
+    still its own (a run missing was ended, or re-queued by a watchdog, meanwhile)."""
+    rows = await conn.fetch(
+        "UPDATE runs SET heartbeat_at = now() WHERE run_id = ANY($1) AND worker_id = $2 "
+        "AND status = 'running' RETURNING run_id",
+        list(run_ids),
+        worker_id,
+    )
+    return {r["run_id"] for r in rows}
+
+
+async def lock_stale_runs(
+    conn: asyncpg.Connection, *, timeout_s: float, exclude: Sequence[uuid.UUID] = ()
+) -> list[Run]:
+    """``running`` runs without a heartbeat for ``timeout_s`` seconds (not in ``exclude``),
+    locked for the caller's transaction (``SKIP LOCKED``: two watchdogs never take one run)."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_RUN} FROM runs
+        WHERE status = 'running' AND NOT (run_id = ANY($2::uuid[]))
+          AND COALESCE(heartbeat_at, updated_at) < now() - make_interval(secs => $1)
+        ORDER BY created_at, run_id
+        FOR UPDATE SKIP LOCKED
+        """,
+        float(timeout_s),
+        list(exclude),
+    )
+    return [row_to(Run, r) for r in rows]
 
 
 async def peek_queued(conn: asyncpg.Connection, *, limit: int) -> list[QueuedRun]:
