@@ -170,7 +170,10 @@ async def test_results_another_user_reuses_are_kept_for_them_without_the_owner(
     api: ApiHarness, alice_run: dict[str, Any], media: MediaLibrary, tmp_path: Path
 ) -> None:
     bob_run = await analysed(api, "bob", media.path("scene_cuts"), tmp_path / "work")
-    assert bob_run["reused_from_run_id"] == alice_run["run_id"]
+    assert bob_run["status"] == "ok" and bob_run["reused_from_run_id"] is None  # not alice's id
+    async with api.ctx.db.acquire() as conn:
+        row = await runs_repo.get_run(conn, run_id=uuid.UUID(bob_run["run_id"]))
+    assert str(row.reused_from_run_id) == alice_run["run_id"]
     await add_render_cache(api, bob_run)
     alice_keys = await keys_of(api, alice_run)
     bob_npz = await api.client.get(f"/api/runs/{bob_run['run_id']}/components/shot_detection.npz",
@@ -241,7 +244,7 @@ async def test_admin_deletes_the_video_for_everyone(
     bob_reused = await analysed(api, "bob", media.path("scene_cuts"), tmp_path / "work")
     bob_own = await analysed(api, "bob", media.path("scene_cuts"), tmp_path / "work",
                              cache_ttl_days=0)
-    assert bob_reused["reused_from_run_id"] and bob_own["reused_from_run_id"] is None
+    assert bob_reused["status"] == "ok" and bob_own["status"] == "queued"  # reused; his own
     assert await store(api).list(frames_prefix(bob_own["run_id"]))
 
     r = await delete(api, "admin", alice_run)

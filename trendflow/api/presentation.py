@@ -141,9 +141,11 @@ def downsample(
 
 
 def component_json(
-    name: str, data: bytes, *, max_points: int = MAX_POINTS, max_cells: int = MAX_CELLS
+    name: str, data: bytes, *, max_points: int = MAX_POINTS, max_cells: int = MAX_CELLS,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
-    """The presentation JSON of one component's NPZ bytes, bucketed (:func:`downsample`)."""
+    """The presentation JSON of one component's NPZ bytes, bucketed (:func:`downsample`);
+    ``run_id``: the run it is shown for (a reuse never shows the cached run's id)."""
     artifact = decode_npz(data, where=f"{name}.npz")
     schema = load_component_schema(name)
     shown, notes = downsample(dict(artifact.arrays), schema.specs, max_points=max_points,
@@ -161,6 +163,8 @@ def component_json(
         if key in notes:
             keys[key]["downsampled"] = notes[key]
     meta = artifact.meta.model_dump(mode="json")
+    if run_id is not None and "run_id" in meta:
+        meta["run_id"] = run_id
     return {
         "component": name,
         "status": meta.get("status"),

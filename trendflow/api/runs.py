@@ -173,7 +173,7 @@ async def estimate_run(
     """Price and time of the requested run; nothing is written."""
     src = await resolve_source(req, user=user, store=store)
     prof = await _resolve_profile(conn, req, user=user, settings=settings)
-    hit = await find_cached(conn, profile=prof, video_id=src.video_id,
+    hit = await find_cached(conn, profile=prof, video_id=src.video_id, source=src.source,
                             ttl_days=prof.cache_ttl_days)
     est = await estimate(
         conn, profile=prof.config, video=_video_params(req, src), settings=settings,
@@ -235,8 +235,26 @@ async def create_run(
     return billed.run, billed.created, est
 
 
+async def shown_reused_from(conn: asyncpg.Connection, run: runs_repo.Run) -> uuid.UUID | None:
+    """The cached run a reuse points at, as its user may see it: only a run of the same user
+    (another user's run id is never shown)."""
+    if run.reused_from_run_id is None:
+        return None
+    cached = await runs_repo.get_run(conn, run_id=run.reused_from_run_id)
+    return cached.run_id if cached.user_id is not None and cached.user_id == run.user_id else None
+
+
+async def public_run(conn: asyncpg.Connection, run: runs_repo.Run) -> RunOut:
+    """:func:`run_out` with the reused-from run shown only to its own user."""
+    out = run_out(run)
+    out.reused_from_run_id = await shown_reused_from(conn, run)
+    return out
+
+
 def run_out(run: runs_repo.Run) -> RunOut:
-    """The public view of a run row (the stored idempotency fingerprint stays private)."""
+    """The public view of a run row (the stored idempotency fingerprint stays private).
+
+    The API answers with :func:`public_run`."""
     return RunOut(
         run_id=run.run_id,
         status=run.status,
@@ -289,7 +307,7 @@ async def run_status(conn: asyncpg.Connection, *, run_id: uuid.UUID, user: User)
             for c in comps
         ],
         error=run.error,
-        reused_from_run_id=run.reused_from_run_id,
+        reused_from_run_id=await shown_reused_from(conn, run),
         updated_at=run.updated_at,
     )
 

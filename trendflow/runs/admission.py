@@ -41,6 +41,8 @@ from trendflow.db.repositories import profiles as profiles_repo
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.db.repositories import users as users_repo
 from trendflow.errors import IdempotencyConflict, PriceChanged
+from trendflow.pipeline.components.base import Input
+from trendflow.pipeline.components.registry import get_component
 from trendflow.runs.enqueue import enqueue_run
 from trendflow.runs.lifecycle import reuse_cached
 from trendflow.runs.request import ResolvedProfile
@@ -56,10 +58,30 @@ class BilledRun:
     reused: bool = False  # ended at once with a cached run's results
 
 
+def private_inputs(profile: ResolvedProfile, source: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What of a run's inputs is its requester's own and read by its components: an upload's
+    metadata (title, tags, description…) when an enabled component reads metadata; else None
+    (the video's frames and sound, the same for everyone with the same bytes)."""
+    reads_meta = any(
+        Input.METADATA in get_component(c.name).INPUTS for c in profile.config.enabled
+    )
+    meta = source.get("meta")
+    return dict(meta) if reads_meta and meta is not None else None
+
+
 async def find_cached(
-    conn: asyncpg.Connection, *, profile: ResolvedProfile, video_id: str, ttl_days: int
+    conn: asyncpg.Connection,
+    *,
+    profile: ResolvedProfile,
+    video_id: str,
+    source: Mapping[str, Any],
+    ttl_days: int,
 ) -> runs_repo.Run | None:
-    """The newest successful run of the same work within ``ttl_days`` (0: no cache)."""
+    """The newest successful run of the same work within ``ttl_days`` (0: no cache).
+
+    The same work: the same video, config and models, and the same private inputs
+    (:func:`private_inputs`), so a run is never served another user's metadata-derived results.
+    """
     if ttl_days <= 0:
         return None
     return await runs_repo.find_cached_run(
@@ -68,6 +90,7 @@ async def find_cached(
         config_hash=profile.config_hash,
         model_signature=profile.model_signature,
         finished_after=datetime.now(UTC) - timedelta(days=ttl_days),
+        source_meta=private_inputs(profile, source),
     )
 
 
@@ -119,7 +142,8 @@ async def create_billed_run(
         )
         if profile.to_save is not None:
             await profiles_repo.save_profile(conn, profile=profile.to_save)
-        hit = await find_cached(conn, profile=profile, video_id=video_id, ttl_days=cache_ttl_days)
+        hit = await find_cached(conn, profile=profile, video_id=video_id, source=source,
+                                ttl_days=cache_ttl_days)
         run, created = await enqueue_run(
             conn,
             user_id=user_id,

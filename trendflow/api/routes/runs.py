@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -75,7 +76,8 @@ async def create_run(
     if created and run.status == "queued" and ctx.scheduler is not None:
         ctx.spawn(ctx.scheduler.wake())
     response.headers["Location"] = f"/api/runs/{run.run_id}"
-    return RunCreatedOut(**service.run_out(run).model_dump(), created=created, estimate=est)
+    shown = await service.public_run(conn, run)
+    return RunCreatedOut(**shown.model_dump(), created=created, estimate=est)
 
 
 @router.get("/api/runs", response_model=RunPage, responses=_ERRORS)
@@ -91,7 +93,7 @@ async def list_runs(
         conn, user_id=user.user_id, limit=min(limit, settings.api.page_size_max),
         created_before=before,
     )
-    items = [service.run_out(r) for r in runs]
+    items = [await service.public_run(conn, r) for r in runs]
     return RunPage(items=items, next_before=items[-1].created_at if len(items) == limit else None)
 
 
@@ -132,9 +134,13 @@ async def run_result(
     components = {}
     for name in sorted(set(manifest.artifact_keys().values())):
         data = await store.get_bytes(artifact_key(run.platform_id, run.video_id, source_id, name))
-        components[name] = ComponentDataOut.model_validate(component_json(name, data))
+        components[name] = ComponentDataOut.model_validate(
+            component_json(name, data, run_id=str(run.run_id)))
+    shown = manifest.model_dump(mode="json")
+    if str(source_id) != str(run.run_id):  # a reuse names its own run, never the cached one
+        shown = json.loads(json.dumps(shown).replace(str(source_id), str(run.run_id)))
     return RunResultOut(
-        run=service.run_out(run), manifest=manifest.model_dump(mode="json"), components=components
+        run=await service.public_run(conn, run), manifest=shown, components=components,
     )
 
 
@@ -169,7 +175,7 @@ async def component(
 ) -> ComponentDataOut:
     """One component's presentation JSON: every NPZ key with dtype, shape, unit and values."""
     return ComponentDataOut.model_validate(
-        component_json(name, await _npz(conn, store, run_id, user, name)))
+        component_json(name, await _npz(conn, store, run_id, user, name), run_id=str(run_id)))
 
 
 @router.post("/api/runs/{run_id}/cancel", response_model=RunOut, responses=_ERRORS)
@@ -177,7 +183,7 @@ async def cancel(run_id: uuid.UUID, user: CurrentUser, conn: Conn, ctx: Context)
     """Cancel a queued or running run; what finished is kept (finished runs are unchanged)."""
     run = await runs_repo.get_run(conn, run_id=run_id, user_id=user.user_id)
     if run.status in runs_repo.TERMINAL_STATUSES:
-        return service.run_out(run)
+        return await service.public_run(conn, run)
     if ctx.scheduler is not None:
         await ctx.scheduler.cancel(str(run_id))
     elif run.status == "queued":
@@ -185,4 +191,5 @@ async def cancel(run_id: uuid.UUID, user: CurrentUser, conn: Conn, ctx: Context)
     else:
         raise ServiceUnavailable("the scheduler is not reachable; a running run cannot be "
                                  "cancelled now", run_id=str(run_id))
-    return service.run_out(await runs_repo.get_run(conn, run_id=run_id, user_id=user.user_id))
+    return await service.public_run(
+        conn, await runs_repo.get_run(conn, run_id=run_id, user_id=user.user_id))

@@ -454,18 +454,22 @@ async def find_cached_run(
     config_hash: str,
     model_signature: str,
     finished_after: datetime,
+    source_meta: Mapping[str, Any] | None = None,
 ) -> Run | None:
-    """The newest successful original run for the cache key finished after ``finished_after``."""
+    """The newest successful original run for the cache key finished after ``finished_after``;
+    with ``source_meta``, only one whose source carried exactly that metadata."""
     row = await conn.fetchrow(
         f"""
         SELECT {_RUN} FROM runs
         WHERE video_id = $1 AND config_hash = $2 AND model_signature = $3
           AND status = 'ok' AND finished_at > $4 AND reused_from_run_id IS NULL
+          AND ($5::jsonb IS NULL OR source -> 'meta' = $5::jsonb)
         ORDER BY finished_at DESC LIMIT 1
         """,
         video_id,
         config_hash,
         model_signature,
         finished_after,
+        None if source_meta is None else dict(source_meta),
     )
     return None if row is None else row_to(Run, row)
