@@ -39,7 +39,7 @@ async def _snapshot(conn: asyncpg.Connection) -> list[list[asyncpg.Record]]:
 
 async def test_seed_is_idempotent(conn: asyncpg.Connection) -> None:
     first = await apply_seed(conn)
-    assert first.inserted == {"resource_requirements": 13, "pricing": 13, "profiles": 3}
+    assert first.inserted == {"resource_requirements": 13, "pricing": 14, "profiles": 3}
     snap = await _snapshot(conn)
     second = await apply_seed(conn)
     assert second.inserted == {} and second.updated == {}
@@ -54,7 +54,7 @@ async def test_seed_keeps_operator_edits_unless_updating(conn: asyncpg.Connectio
         "motion"
     ].markup == Decimal("0.5")
     report = await apply_seed(conn, update=True)
-    assert report.updated["pricing"] == 13
+    assert report.updated["pricing"] == 14  # the 13 components and the render stage
     seeded = next(p for p in load_seed().prices if p.component_name == "motion")
     assert (await catalog.get_pricing(conn, component_names=["motion"]))["motion"].markup == (
         seeded.markup

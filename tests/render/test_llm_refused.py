@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -41,8 +42,14 @@ async def test_the_same_request_is_accepted_with_an_llm_and_template_without(
     api: ApiHarness,
 ) -> None:
     alice = api["alice"].headers
-    assert (await api.client.post("/api/estimate", json=INLINE, headers=alice)).status_code == 200
+    quoted = await api.client.post("/api/estimate", json=INLINE, headers=alice)
+    assert quoted.status_code == 200, quoted.text
+    # the render stage is priced as its own line, part of the total
+    prices = {k: Decimal(v) for k, v in quoted.json()["components"].items()}
+    assert set(prices) == {"metadata_features", "render"} and prices["render"] > 0
+    assert Decimal(quoted.json()["total"]) == sum(prices.values())
     api.ctx.settings.llm.enabled = False
     template = {**INLINE, "profile": {**INLINE["profile"], "render": {"engine": "template"}}}
     r = await api.client.post("/api/runs", json=template, headers=alice)
     assert r.status_code == 201, r.text
+    assert set(r.json()["estimate"]["components"]) == {"metadata_features"}

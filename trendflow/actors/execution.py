@@ -34,6 +34,7 @@ from trendflow.actors.policy import (
     task_error,
 )
 from trendflow.actors.pools import Pools
+from trendflow.actors.rendering import render_stage
 from trendflow.actors.segmenter import PreparedSummary
 from trendflow.actors.workers import ComponentSpec, ReduceOutcome
 from trendflow.contracts.identity import RunIdentity
@@ -223,6 +224,7 @@ class RunExecution:
                 todo = [n for n in layer if n not in done]
                 if todo:
                     await self._run_layer(todo, classes, required, params, summary)
+        await render_stage(self.s, self.run, profile, budget)
         return await self.finish_ok()
 
     def _elapsed(self) -> float:

@@ -10,6 +10,11 @@ will be ready:
   the mean wall time of the last ``eta_recent_runs`` finished runs. With no finished run yet,
   each run ahead is assumed to take as long as this one; ``eta_basis`` says which was used.
 
+A profile that renders with ``engine: llm`` has one more line, :data:`RENDER_LINE`: the render
+stage after the components, priced from its own ``component_pricing`` row (unit ``run``),
+reserved and settled like an optional component — charged when the render succeeded, released
+when it failed (the run still ends ``ok`` with the components' results).
+
 The run's creation (:func:`trendflow.runs.admission.create_billed_run`) calls the same function
 on the profile config pinned to the run, so the user reserves — and at most pays — exactly the
 total they were shown, unless an admin changed a price in between; ``max_total`` guards that.
@@ -29,6 +34,9 @@ from trendflow.db.repositories import catalog
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.errors import VideoTooLong, VideoTooShort
 from trendflow.settings import Settings, get_settings
+
+# The priced line (and ``run_components`` row) of the render stage of ``engine: llm`` profiles.
+RENDER_LINE = "render"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +134,15 @@ def check_duration(video: VideoParams, settings: Settings) -> None:
         )
 
 
+def priced_lines(config: ProfileConfig) -> list[tuple[str, bool]]:
+    """``(line, required)`` of everything a run of ``config`` pays for: each enabled component,
+    then the render stage (:data:`RENDER_LINE`, optional) when it renders with ``engine: llm``."""
+    lines = [(c.name, c.required) for c in config.enabled]
+    if config.render.engine == "llm":
+        lines.append((RENDER_LINE, False))
+    return lines
+
+
 async def estimate(
     conn: asyncpg.Connection,
     *,
@@ -146,16 +163,16 @@ async def estimate(
     settings = settings or get_settings()
     check_duration(video, settings)
     config = profile
-    enabled = config.enabled
-    prices = await catalog.get_pricing(conn, component_names=[c.name for c in enabled])
+    priced = priced_lines(config)
+    prices = await catalog.get_pricing(conn, component_names=[name for name, _ in priced])
     lines = tuple(
         ComponentEstimate(
-            component_name=c.name,
-            required=c.required,
-            quote=quote(prices[c.name], video, config.sampling.fps),
+            component_name=name,
+            required=required,
+            quote=quote(prices[name], video, config.sampling.fps),
             reused=reuse,
         )
-        for c in enabled
+        for name, required in priced
     )
     total = sum((line.price for line in lines), Decimal(0))
     eta = await _eta(conn, video, lines, settings, reuse) if with_eta else None
@@ -186,4 +203,5 @@ async def _eta(
     return Eta(processing_s=processing, queue_wait_s=wait, runs_ahead=ahead, basis=basis)
 
 
-__all__ = ["ComponentEstimate", "Estimate", "Eta", "check_duration", "estimate"]
+__all__ = ["RENDER_LINE", "ComponentEstimate", "Estimate", "Eta", "check_duration", "estimate",
+           "priced_lines"]

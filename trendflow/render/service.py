@@ -32,7 +32,7 @@ from trendflow.render.brief import SECTION_TITLES, Brief, Locale, build_brief
 from trendflow.render.gateway import LlmGateway, require_llm
 from trendflow.render.prompts import Prompt, load_prompt
 from trendflow.render.validator import validate
-from trendflow.settings import Settings
+from trendflow.settings import LlmSettings, Settings
 from trendflow.storage.base import ResultStore
 from trendflow.storage.keys import artifact_key, manifest_key
 
@@ -144,12 +144,13 @@ def sentence_range(sentences: int | None) -> tuple[int, int]:
     return sentences, sentences
 
 
-async def load_components(store: ResultStore, run: runs_repo.Run
+async def load_components(store: ResultStore, run: runs_repo.Run, *, during_run: bool = False
                           ) -> dict[str, tuple[str, str | None, dict[str, np.ndarray]]]:
-    """``{component: (status, empty_reason, arrays)}`` of a finished run's NPZ files."""
+    """``{component: (status, empty_reason, arrays)}`` of a finished run's NPZ files (or, with
+    ``during_run``, of the components a running run has finished: its render stage)."""
     from trendflow.api.runs import artifact_run_id
 
-    if run.status != "ok":
+    if run.status != "ok" and not during_run:
         raise RunNotReady(f"run {run.run_id} is {run.status}; a report needs a successful run",
                           status=run.status)
     source = artifact_run_id(run)
@@ -181,17 +182,31 @@ def template_report(run: runs_repo.Run, parts: Mapping[str, tuple[str, str | Non
             "text": " ".join(sentences), "findings": found}
 
 
-async def run_report(conn: asyncpg.Connection, store: ResultStore, settings: Settings,
-                     run: runs_repo.Run, *, locale: str | None = None,
-                     sentences: int | None = None) -> dict[str, Any]:
-    """The report of ``run``: the template's, or the LLM's from the cache or rendered now.
+@dataclass(frozen=True, slots=True)
+class PendingRender:
+    """An LLM report to write: its cache key, brief and prompt (:func:`prepare_report`)."""
+
+    key: cache_repo.RenderKey
+    brief: Brief
+    prompt: Prompt
+    llm: LlmSettings
+    base_url: str
+
+
+async def prepare_report(conn: asyncpg.Connection, store: ResultStore, settings: Settings,
+                         run: runs_repo.Run, *, locale: str | None = None,
+                         sentences: int | None = None, during_run: bool = False
+                         ) -> dict[str, Any] | PendingRender:
+    """The report of ``run`` when it needs no LLM call (the template's, or the cached text of
+    the same request), else what :func:`write_report` needs to write it.
 
     Its language and length: ``locale`` / ``sentences`` when asked, else the run owner's
     account settings (``report_locale``, ``report_sentences_min…max``), else the profile's
-    locale and the default range (a run whose owner is gone).
+    locale and the default range (a run whose owner is gone). ``during_run``: the run's own
+    render stage (:mod:`trendflow.actors.rendering`), before the run has ended.
     """
     render = RenderSettings.model_validate(run.profile_config["render"])
-    parts = await load_components(store, run)
+    parts = await load_components(store, run, during_run=during_run)
     if render.engine == "template":
         return template_report(run, parts)
     assert render.prompt_version is not None  # RenderSettings requires it for llm
@@ -219,18 +234,25 @@ async def run_report(conn: asyncpg.Connection, store: ResultStore, settings: Set
                             f"than the {lo} sentences asked: ask for fewer, or analyse with "
                             "more components", statements=len(brief.statements), asked=lo)
     llm = settings.llm.model_copy(update={"model": model})
+    return PendingRender(key, brief, prompt, llm, base_url)
+
+
+async def write_report(pending: PendingRender) -> dict[str, Any]:
+    """The LLM's text of ``pending`` as a render record (no database connection is held: the
+    blocking gateway call runs in a thread)."""
     started = time.monotonic()
 
     def _render() -> Rendered:
-        with LlmGateway(llm, base_url=base_url) as gateway:
-            return render_brief(brief, prompt, gateway)
+        with LlmGateway(pending.llm, base_url=pending.base_url) as gateway:
+            return render_brief(pending.brief, pending.prompt, gateway)
 
     done = await asyncio.to_thread(_render)
-    titles = SECTION_TITLES[chosen]
+    brief, prompt, key = pending.brief, pending.prompt, pending.key
+    titles = SECTION_TITLES[brief.locale]
     all_sentences = [s for _, sents in done.sections for s in sents]
-    record: dict[str, Any] = {
-        "run_id": str(run.run_id), "engine": "llm", "locale": chosen,
-        "llm_model": model, "prompt_version": prompt.version, "prompt_hash": prompt.hash,
+    return {
+        "run_id": str(key.run_id), "engine": "llm", "locale": brief.locale,
+        "llm_model": key.llm_model, "prompt_version": prompt.version, "prompt_hash": prompt.hash,
         "sections": [{"id": sid, "title": titles[sid], "sentences": sents}
                      for sid, sents in done.sections],
         "sentences": all_sentences, "text": " ".join(all_sentences),
@@ -240,9 +262,25 @@ async def run_report(conn: asyncpg.Connection, store: ResultStore, settings: Set
                   "completion_tokens": done.completion_tokens},
         "attempts": done.attempts, "seconds": round(time.monotonic() - started, 3),
     }
-    await cache_repo.put_render(conn, key=key, engine="llm", prompt_version=prompt.version,
-                                record=record)
+
+
+async def store_report(conn: asyncpg.Connection, pending: PendingRender,
+                       record: dict[str, Any]) -> dict[str, Any]:
+    """Cache ``record`` under ``pending``'s key; the report as answered (``cached: false``)."""
+    await cache_repo.put_render(conn, key=pending.key, engine="llm",
+                                prompt_version=pending.prompt.version, record=record)
     return {**record, "cached": False}
+
+
+async def run_report(conn: asyncpg.Connection, store: ResultStore, settings: Settings,
+                     run: runs_repo.Run, *, locale: str | None = None,
+                     sentences: int | None = None) -> dict[str, Any]:
+    """The report of a finished ``run`` (the report endpoint): the template's, or the LLM's
+    from the cache or rendered now and cached (:func:`prepare_report` for the choices)."""
+    ready = await prepare_report(conn, store, settings, run, locale=locale, sentences=sentences)
+    if isinstance(ready, dict):
+        return ready
+    return await store_report(conn, ready, await write_report(ready))
 
 
 def llm_work_dir(settings: Settings) -> Path:
@@ -250,6 +288,7 @@ def llm_work_dir(settings: Settings) -> Path:
     return settings.data_dir.resolve() / "stack" / "llm"
 
 
-__all__ = ["SENTENCES_ALLOWED", "SENTENCES_DEFAULT", "Rendered", "gateway_base_url",
-           "llm_work_dir", "load_components", "render_brief", "response_schema", "run_report",
-           "sentence_range", "template_report"]
+__all__ = ["SENTENCES_ALLOWED", "SENTENCES_DEFAULT", "PendingRender", "Rendered",
+           "gateway_base_url", "llm_work_dir", "load_components", "prepare_report",
+           "render_brief", "response_schema", "run_report", "sentence_range", "store_report",
+           "template_report", "write_report"]

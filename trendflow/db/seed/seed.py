@@ -1,4 +1,5 @@
-"""Load ``seed.json`` — built-in profiles, model mapping, resource requirements, pricing.
+"""Load ``seed.json`` — built-in profiles, model mapping, resource requirements, pricing (of
+the components, and of the ``stages`` that are not components: the render).
 
 Seeding is idempotent. By default it only adds what is missing, so figures an operator changed
 in the database (the source of truth at run time) survive a re-seed; ``update=True`` makes the
@@ -47,6 +48,27 @@ def _dec(value: Any, where: str) -> Decimal:
         raise ConfigError(f"seed: {where} must be a decimal, got {value!r}") from exc
 
 
+def _price(name: str, pr: dict[str, Any]) -> ComponentPrice:
+    def money(key: str) -> Decimal:
+        return _dec(pr[key], f"{name}.pricing.{key}")
+
+    return ComponentPrice(
+        component_name=name,
+        unit=pr["unit"],
+        base_cost=money("base_cost"),
+        cpu_cost_per_s=money("cpu_cost_per_s"),
+        gpu_cost_per_s=money("gpu_cost_per_s"),
+        cpu_s_per_unit=money("cpu_s_per_unit"),
+        gpu_s_per_unit=money("gpu_s_per_unit"),
+        markup=money("markup"),
+        cache_price=money("cache_price"),
+        resolution_factors=pr["resolution_factors"],
+        duration_factor_mode=pr["duration_factor_mode"],
+        duration_factor_params=pr["duration_factor_params"],
+        source=pr["source"],
+    )
+
+
 def load_seed(path: Path = SEED_FILE) -> SeedData:
     """Parse and check the seed file (every profile component must be in the catalog)."""
     try:
@@ -65,36 +87,10 @@ def load_seed(path: Path = SEED_FILE) -> SeedData:
                     source=res["source"],
                 )
             )
-            money = {
-                k: _dec(pr[k], f"{name}.pricing.{k}")
-                for k in (
-                    "base_cost",
-                    "cpu_cost_per_s",
-                    "gpu_cost_per_s",
-                    "cpu_s_per_unit",
-                    "gpu_s_per_unit",
-                    "markup",
-                    "cache_price",
-                )
-            }
-            prices.append(
-                ComponentPrice(
-                    component_name=name,
-                    unit=pr["unit"],
-                    base_cost=money["base_cost"],
-                    cpu_cost_per_s=money["cpu_cost_per_s"],
-                    gpu_cost_per_s=money["gpu_cost_per_s"],
-                    cpu_s_per_unit=money["cpu_s_per_unit"],
-                    gpu_s_per_unit=money["gpu_s_per_unit"],
-                    markup=money["markup"],
-                    cache_price=money["cache_price"],
-                    resolution_factors=pr["resolution_factors"],
-                    duration_factor_mode=pr["duration_factor_mode"],
-                    duration_factor_params=pr["duration_factor_params"],
-                    source=pr["source"],
-                )
-            )
+            prices.append(_price(name, pr))
             models[name] = tuple(ModelMapping(**m) for m in spec.get("models", ()))
+        # Priced stages that are not components (the render of engine: llm profiles).
+        prices += [_price(name, spec["pricing"]) for name, spec in doc.get("stages", {}).items()]
         built: list[Profile] = []
         for p in doc["profiles"]:
             comps = []
