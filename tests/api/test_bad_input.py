@@ -10,6 +10,7 @@ import pytest
 from tests.api.test_routes import balance, count_runs, profile, upload, uploaded  # noqa: F401
 from tests.fixtures.api import ApiHarness, api_settings
 from trendflow.media import synth
+from trendflow.triton.server import free_port
 
 # Params shot_detection does not declare, or of the wrong type: refused before anything is
 # reserved, not failed later in a worker.
@@ -148,6 +149,29 @@ async def test_model_backed_profile_refused_when_the_deployment_serves_no_models
                                                       headers=api["alice"].headers))
     assert (r.status_code, r.json()["code"]) == (422, "model_serving_disabled"), r.text
     assert r.json()["details"]["components"] == ["text_embeddings"]
+
+
+async def test_model_backed_profile_refused_while_no_model_server_is_ready(
+    api: ApiHarness,
+) -> None:
+    triton = api.ctx.settings.triton
+    triton.enabled, triton.url = True, f"127.0.0.1:{free_port()}"  # configured, nothing there
+    triton.retries, triton.timeout_s = 0, 2
+    body = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "duration_s": 30,
+            "profile": {"components": [{"name": "metadata_features"},
+                                       {"name": "text_embeddings"}]}}
+    for path in ("/api/estimate", "/api/runs"):
+        r = await _unchanged(api, lambda p=path: api.client.post(  # type: ignore[misc]
+            p, json=body, headers=api["alice"].headers))
+        assert (r.status_code, r.json()["code"]) == (503, "model_serving_unavailable"), r.text
+        assert int(r.headers["Retry-After"]) > 0
+        assert r.json()["details"]["components"] == ["text_embeddings"]
+    # A profile without model-backed components does not need the model server.
+    cpu = {**body, "profile": {"components": [{"name": "metadata_features"}]}}
+    r = await api.client.post("/api/estimate", json=cpu, headers=api["alice"].headers)
+    assert r.status_code == 200, r.text
+    r = await api.client.post("/api/runs", json=cpu, headers=api["alice"].headers)
+    assert r.status_code == 201, r.text
 
 
 @pytest.mark.parametrize("params", BAD_PARAMS)

@@ -47,6 +47,7 @@ from trendflow.runs.sources import upload_source, youtube_source
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
 from trendflow.storage.keys import upload_key
+from trendflow.triton.readiness import ModelServingProbe
 
 TERMINAL_COMPONENT = frozenset({"ok", "empty", "error", "skipped"})
 # The poll interval a run's status suggests (``Retry-After``) while the run is not finished:
@@ -109,7 +110,8 @@ def _inline_profile(inline: InlineProfileIn, *, user: User) -> profiles_repo.Pro
 
 
 async def _resolve_profile(
-    conn: asyncpg.Connection, req: EstimateIn | RunIn, *, user: User, settings: Settings
+    conn: asyncpg.Connection, req: EstimateIn | RunIn, *, user: User, settings: Settings,
+    serving: ModelServingProbe | None,
 ) -> ResolvedProfile:
     """The requested profile with the cache window of THIS request as its ``cache_ttl_days``.
 
@@ -117,6 +119,8 @@ async def _resolve_profile(
     ``cached`` and total are what creation charges): the request's own ``cache_ttl_days``, else
     the user's account setting (``/api/me/settings``; every account has one, default 3, and it
     takes the place of the profile's own window); never above ``api.max_cache_ttl_days``.
+    With ``serving`` (the API's readiness fact), a model-backed profile is refused while no
+    model server is ready (``503 model_serving_unavailable``, ``Retry-After``).
     """
     prof = await resolve_profile(
         conn,
@@ -126,6 +130,7 @@ async def _resolve_profile(
         inline_cache_ttl_days=settings.api.default_cache_ttl_days,
         models_served=settings.triton.enabled,
         triton=settings.triton,
+        serving=serving,
         llm=settings.llm,
     )
     days = req.cache_ttl_days
@@ -169,10 +174,11 @@ async def estimate_run(
     user: User,
     settings: Settings,
     store: ResultStore,
+    serving: ModelServingProbe | None,
 ) -> EstimateOut:
     """Price and time of the requested run; nothing is written."""
     src = await resolve_source(req, user=user, store=store)
-    prof = await _resolve_profile(conn, req, user=user, settings=settings)
+    prof = await _resolve_profile(conn, req, user=user, settings=settings, serving=serving)
     hit = await find_cached(conn, profile=prof, video_id=src.video_id, source=src.source,
                             ttl_days=prof.cache_ttl_days)
     est = await estimate(
@@ -197,6 +203,7 @@ async def create_run(
     idempotency_key: str | None,
     settings: Settings,
     store: ResultStore,
+    serving: ModelServingProbe | None,
 ) -> tuple[runs_repo.Run, bool, EstimateOut | None]:
     """Create (or replay) a run; returns ``(run, created, estimate)``."""
     if idempotency_key is not None and not (
@@ -206,7 +213,7 @@ async def create_run(
         raise InputError("Idempotency-Key must be 1-128 printable characters without '#'",
                          field="Idempotency-Key")
     src = await resolve_source(req, user=user, store=store)
-    prof = await _resolve_profile(conn, req, user=user, settings=settings)
+    prof = await _resolve_profile(conn, req, user=user, settings=settings, serving=serving)
     video = _video_params(req, src)
     if req.callback_url is not None:
         await check_callback_url(

@@ -26,7 +26,7 @@ from trendflow.errors import InputError, ModelServingDisabled
 from trendflow.pipeline.components.registry import get_component
 from trendflow.render.gateway import require_llm
 from trendflow.settings import LlmSettings, TritonSettings
-from trendflow.triton.readiness import require_predictor
+from trendflow.triton.readiness import ModelServingProbe, require_predictor
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,11 @@ class ResolvedProfile:
         return {name: ref.ref for name, ref in self.models.items()}
 
 
+def model_backed(config: ProfileConfig) -> list[str]:
+    """The enabled components of ``config`` that need a model server, sorted."""
+    return sorted(c.name for c in config.enabled if get_component(c.name).USES_MODEL_SERVER)
+
+
 async def check_profile(
     conn: asyncpg.Connection, config: ProfileConfig, *, models_served: bool = True,
     llm: LlmSettings | None = None,
@@ -64,7 +69,7 @@ async def check_profile(
         classes[comp.name].check_params(comp.params)
     await catalog.get_resource_requirements(conn, component_names=list(classes))
     if not models_served:
-        needing = sorted(name for name, cls in classes.items() if cls.USES_MODEL_SERVER)
+        needing = model_backed(config)
         if needing:
             raise ModelServingDisabled(
                 f"this deployment serves no models (TRENDFLOW_TRITON__ENABLED=false), and "
@@ -83,6 +88,7 @@ async def resolve_profile(
     inline_cache_ttl_days: int = 0,
     models_served: bool = True,
     triton: TritonSettings | None = None,
+    serving: ModelServingProbe | None = None,
     llm: LlmSettings | None = None,
 ) -> ResolvedProfile:
     """The stored profile ``profile_id`` (built in, public or ``user_id``'s) or the unsaved
@@ -90,12 +96,15 @@ async def resolve_profile(
     user and the config hash, whatever ``inline.profile_id`` says), checked by
     :func:`check_profile`. With ``triton`` (this deployment's model serving), a profile asking
     for the forecast also needs its pinned predictor trained and served
-    (:func:`~trendflow.triton.readiness.require_predictor`); with ``llm``, an ``engine: llm``
-    profile needs this deployment's LLM (``llm_not_configured``).
+    (:func:`~trendflow.triton.readiness.require_predictor`); with ``serving`` (the API's
+    readiness fact), a profile with model-backed components needs the model server ready now
+    (:meth:`~trendflow.triton.readiness.ModelServingProbe.require_ready`: ``503
+    model_serving_unavailable`` with ``retry_after_s`` otherwise); with ``llm``, an
+    ``engine: llm`` profile needs this deployment's LLM (``llm_not_configured``).
 
     Errors: ``profile_not_found``, ``invalid_profile`` (also for params a component does not
     declare), ``component_not_found``, ``model_serving_disabled``, ``model_not_found``,
-    ``llm_not_configured``.
+    ``model_serving_unavailable``, ``llm_not_configured``.
     """
     if (profile_id is None) == (inline is None):
         raise InputError("give exactly one of a profile id and an inline profile",
@@ -119,6 +128,10 @@ async def resolve_profile(
     if triton is not None:
         await require_predictor(triton, [c.name for c in config.enabled],
                                 {name: ref.ref for name, ref in models.items()})
+    if serving is not None:
+        # After the predictor rule: weights never built is model_not_found (retrying will
+        # not help), a server that does not answer now is model_serving_unavailable.
+        await serving.require_ready(model_backed(config))
     return ResolvedProfile(
         profile_id=profile.profile_id,
         config=config,
@@ -130,4 +143,4 @@ async def resolve_profile(
     )
 
 
-__all__ = ["ResolvedProfile", "check_profile", "resolve_profile"]
+__all__ = ["ResolvedProfile", "check_profile", "model_backed", "resolve_profile"]

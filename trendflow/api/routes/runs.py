@@ -49,7 +49,8 @@ async def estimate(
     body: EstimateIn, user: CurrentUser, conn: Conn, ctx: Context, store: StoreDep
 ) -> EstimateOut:
     """Price (credits) and expected time of a run, before it starts. Nothing is reserved."""
-    return await service.estimate_run(conn, body, user=user, settings=ctx.settings, store=store)
+    return await service.estimate_run(conn, body, user=user, settings=ctx.settings, store=store,
+                                      serving=ctx.model_serving)
 
 
 @router.post(
@@ -71,7 +72,7 @@ async def create_run(
     ``Location`` is the run's URL."""
     run, created, est = await service.create_run(
         conn, body, user=user, idempotency_key=idempotency_key, settings=ctx.settings,
-        store=ctx.store,
+        store=ctx.store, serving=ctx.model_serving,
     )
     if created and run.status == "queued" and ctx.scheduler is not None:
         ctx.spawn(ctx.scheduler.wake())

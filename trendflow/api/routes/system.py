@@ -98,7 +98,8 @@ async def process_sync(body: RunIn, user: CurrentUser, conn: Conn, ctx: Context)
     if not ctx.settings.api.sync_endpoint_enabled:
         raise EndpointDisabled("/process/sync is disabled (development only)")
     run, _, _ = await service.create_run(
-        conn, body, user=user, idempotency_key=None, settings=ctx.settings, store=ctx.store
+        conn, body, user=user, idempotency_key=None, settings=ctx.settings, store=ctx.store,
+        serving=ctx.model_serving,
     )
     if ctx.scheduler is not None:
         await ctx.scheduler.wake()
