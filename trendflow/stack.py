@@ -8,7 +8,10 @@ every piece it starts, on loopback only:
 2. the result store: ``<data_dir>/store`` (or the configured S3 bucket);
 3. Triton from the wheel on ``triton_repo/`` — only when asked (``--triton on``) or when the
    profile named with ``--profile`` has model-backed components (``--triton auto``, the default);
-   a skipped Triton is reported with the reason, never silently;
+   a skipped Triton is reported with the reason, never silently; likewise the local LLM server
+   (``llama-server``, :mod:`trendflow.render.server`) when that profile renders with
+   ``engine: llm`` and no other endpoint is configured (``llm.base_url``) — a missing binary
+   fails ``up`` with an error naming ``make llm``;
 4. a Ray head of its own with the dashboard and job agent (``ray start --head --block``, a child
    of the supervisor, which then joins it): every port it opens is set (``api.ray_port``,
    ``api.dashboard_port``, ``api.ray_dashboard_agent_port``, ``api.ray_client_port``,
@@ -25,8 +28,8 @@ It records what it started (PIDs, ports, URLs) in ``<data_dir>/stack/state.json`
 it holds the local admin token) and, on ``SIGTERM`` (``trendflow down``), stops exactly those
 pieces through their APIs: Serve, the scheduler, ``ray.shutdown()``, then SIGTERM to its own
 ``ray start --block`` (which ends the Ray processes it started — never ``ray stop``), Triton by
-PID, PostgreSQL with ``pg_ctl`` if it started it. Should the supervisor not exit, ``down`` ends
-the recorded PIDs one by one.
+PID, the LLM server by PID, PostgreSQL with ``pg_ctl`` if it started it. Should the supervisor
+not exit, ``down`` ends the recorded PIDs one by one.
 
 Crashes: a Triton that exits while the stack runs is started again by the supervisor on the same
 ports (at most ``triton.restart_attempts`` times per ``triton.restart_window_s``, with doubling
@@ -122,6 +125,7 @@ class StackState:
     postgres: dict[str, Any] = field(default_factory=dict)
     store: dict[str, Any] = field(default_factory=dict)
     triton: dict[str, Any] = field(default_factory=dict)
+    llm: dict[str, Any] = field(default_factory=dict)  # the local LLM server, when started
     scheduler: dict[str, Any] = field(default_factory=dict)
     admin_email: str | None = None
     admin_token: str | None = None
@@ -220,6 +224,7 @@ class _Supervisor:
         self._triton_restarts: list[float] = []  # monotonic times of restarts in the window
         self._triton_next_try = 0.0
         self._triton_gave_up = False
+        self._needs_llm = False  # the profile renders with engine: llm (read with the database)
 
     def log(self, message: str) -> None:
         print(f"{_LOG_PREFIX}{message}", flush=True)
@@ -290,6 +295,7 @@ class _Supervisor:
                                         amount=LOCAL_CREDITS - balance.available,
                                         reason="local stack credits", actor="trendflow up")
             profile = await profiles_repo.get_profile(conn, profile_id=self.profile)
+            self._needs_llm = profile.config().render.engine == "llm"
             if self.settings.runtime.planning_cpus is None:
                 # Runs pipeline through the worker pools: plan for the largest built-in
                 # profile rather than refusing it on a machine with fewer cores.
@@ -333,6 +339,31 @@ class _Supervisor:
                              "url": s.triton.url, "http_port": info.http_port,
                              "log": info.log_path}
         self.log(f"triton: pid {info.pid}, {s.triton.url}")
+
+    def start_llm(self) -> None:
+        """The local LLM server for a profile that renders with ``engine: llm``, unless this
+        deployment has no LLM or points the gateway elsewhere (``llm.base_url``)."""
+        from trendflow.render.server import start_server
+        from trendflow.render.service import llm_work_dir
+
+        s = self.settings
+        why = None
+        if not self._needs_llm:
+            why = f"profile {self.profile!r} does not render with engine 'llm'"
+        elif not s.llm.enabled:
+            why = "llm.enabled is false"
+        elif s.llm.base_url:
+            why = f"llm.base_url is set ({s.llm.base_url})"
+        if why is not None:
+            self.state.llm = {"started": False, "reason": why}
+            self.log(f"llm: not started ({why})")
+            return
+        work = llm_work_dir(s)
+        info = start_server(s.llm, work, port=_free_port())
+        s.llm.base_url = info.base_url  # what the API and the scheduler's render stage call
+        self.state.llm = {"started": True, "pid": info.pid, "work_dir": str(work),
+                          "url": info.base_url, "model": info.model}
+        self.log(f"llm: pid {info.pid}, {info.base_url}, model {info.model}")
 
     def ray_cpus(self) -> int:
         """Logical CPUs to declare: what the stack's actors request, at least the real cores.
@@ -575,6 +606,8 @@ class _Supervisor:
             self.log(f"store: {self.state.store['location']}")
             self.start_triton(needs_triton)
             self.save()
+            self.start_llm()
+            self.save()
             self.start_ray()
             self._on_signal()  # ray.init installs its own SIGTERM handler (sys.exit)
             self.save()
@@ -623,6 +656,11 @@ class _Supervisor:
 
             with _step(self, "triton"):
                 stop_server(Path(self.state.triton["work_dir"]))
+        if self.state.llm.get("started"):
+            from trendflow.render.server import stop_server as stop_llm
+
+            with _step(self, "llm"):
+                stop_llm(Path(self.state.llm["work_dir"]))
         if self.state.postgres.get("started"):
             from trendflow.db import embedded
 
@@ -820,6 +858,11 @@ def stop_recorded(state: StackState, *, grace_s: float = 15.0) -> list[str]:
 
         if stop_server(Path(state.triton["work_dir"])):
             lines.append(f"triton {state.triton.get('pid')}: stopped")
+    if state.llm.get("started"):
+        from trendflow.render.server import stop_server as stop_llm
+
+        if stop_llm(Path(state.llm["work_dir"])):
+            lines.append(f"llm {state.llm.get('pid')}: stopped")
     if state.postgres.get("started"):
         from trendflow.db import embedded
 
@@ -893,6 +936,16 @@ def status(settings: Settings) -> tuple[bool, list[tuple[str, str, str]]]:
         rows.append(("triton", "up" if ready else "down", f"pid {tr['pid']}, {tr['url']}"))
     elif tr:
         rows.append(("triton", "skipped", tr.get("reason", "")))
+    llm = state.llm
+    if llm.get("started"):
+        from trendflow.render.server import read_server as read_llm
+        from trendflow.render.server import server_ready as llm_ready
+
+        info_llm = read_llm(Path(llm["work_dir"]))
+        up_llm = info_llm is not None and llm_ready(info_llm)
+        rows.append(("llm", "up" if up_llm else "down", f"pid {llm['pid']}, {llm['url']}"))
+    elif llm:
+        rows.append(("llm", "skipped", llm.get("reason", "")))
     alive_ray = [p for p in state.ray_pids if pid_alive(p)]
     rows.append(("ray", "up" if alive_ray else "down",
                  f"{state.ray_address}, {len(alive_ray)}/{len(state.ray_pids)} processes"

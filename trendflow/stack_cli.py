@@ -100,6 +100,10 @@ def _print_state(state: object) -> None:
     tr = state.triton
     print("triton:     " + (f"{tr['url']} (pid {tr['pid']})" if tr.get("started")
                             else f"not started: {tr.get('reason')}"))
+    llm = state.llm
+    if llm:
+        print("llm:        " + (f"{llm['url']} (pid {llm['pid']}, model {llm['model']})"
+                                if llm.get("started") else f"not started: {llm.get('reason')}"))
     print(f"store:      {state.store.get('location')}")
     print(f"admin:      {state.admin_email}  token {state.admin_token}")
     state_file = Path(state.data_dir) / "stack" / "state.json"
