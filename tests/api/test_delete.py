@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.api.test_routes import upload
 from tests.fixtures.api import ApiHarness
 from tests.fixtures.media import MediaLibrary
 from trendflow.api.deletion import RunRef, plan_deletion
@@ -29,7 +30,13 @@ from trendflow.db.repositories import runs as runs_repo
 from trendflow.pipeline.runner import run_local
 from trendflow.pipeline.segmenter import UploadSource
 from trendflow.runs.sources import meta_from_json
-from trendflow.storage.keys import frames_prefix, manifest_key, run_prefix, upload_prefix
+from trendflow.storage.keys import (
+    frames_prefix,
+    manifest_key,
+    run_prefix,
+    upload_content_key,
+    upload_prefix,
+)
 from trendflow.storage.local import LocalStore
 
 COMPONENTS = ["metadata_features", "shot_detection"]  # shot_detection decodes: frames are kept
@@ -53,7 +60,7 @@ async def request_run(api: ApiHarness, who: str, clip: Path, **extra: Any) -> di
     run = await api.client.post("/api/runs", headers=h, json={
         "upload_id": up.json()["upload_id"], "profile_id": f"{who}-cuts", **extra})
     assert run.status_code == 201, run.text
-    return {**run.json(), "upload_id": up.json()["upload_id"]}
+    return {**run.json(), "upload_id": up.json()["upload_id"], "sha256": up.json()["sha256"]}
 
 
 async def execute(api: ApiHarness, run_id: str, workdir: Path) -> None:
@@ -121,6 +128,8 @@ async def keys_of(api: ApiHarness, run: dict[str, Any]) -> dict[str, list[str]]:
         "run": await s.list(run_prefix(run["platform_id"], run["video_id"], run["run_id"])),
         "frames": await s.list(frames_prefix(run["run_id"])),
         "upload": await s.list(upload_prefix(run["upload_id"])),
+        "file": [k for k in await s.list("upload_content/")
+                 if k == upload_content_key(run["sha256"])],
     }
 
 
@@ -205,7 +214,9 @@ async def test_results_another_user_reuses_are_kept_for_them_without_the_owner(
     listed = await api.client.get("/api/runs", headers=api["alice"].headers)
     assert listed.json()["items"] == []
     now = await keys_of(api, alice_run)
-    assert now == {"run": alice_keys["run"], "frames": [], "upload": []}
+    # Bob's upload of the same bytes still names the one stored file: it stays.
+    assert now == {"run": alice_keys["run"], "frames": [], "upload": [],
+                   "file": alice_keys["file"]}
     assert await store(api).list(upload_prefix(bob_run["upload_id"]))
     left = await rows(api, alice_run["video_id"])
     assert len(left["videos"]) == 1
@@ -236,6 +247,46 @@ async def test_results_another_user_reuses_are_kept_for_them_without_the_owner(
     assert await store(api).list("") == []
     assert await rows(api, alice_run["video_id"]) == {
         t: [] for t in ("videos", "runs", "run_components", "artifacts", "render_cache")}
+
+
+async def test_identical_uploads_share_one_stored_file_and_outlive_one_users_deletion(
+    api: ApiHarness, media: MediaLibrary, tmp_path: Path
+) -> None:
+    clip = media.path("scene_cuts")
+    alice = await analysed(api, "alice", clip, tmp_path / "work")
+    bob = await analysed(api, "bob", clip, tmp_path / "work", cache_ttl_days=0)
+    assert bob["status"] == "queued" or bob["reused_from_run_id"] is None
+    again = await upload(api, "alice", clip)  # the same user, the same bytes once more
+    assert again.status_code == 201, again.text
+    # Each upload is its own (ids differ); the answers do not say the bytes were stored before.
+    answers = [(await api.client.get(f"/api/uploads/{u}", headers=api[who].headers)).json()
+               for who, u in (("alice", alice["upload_id"]), ("bob", bob["upload_id"]),
+                              ("alice", again.json()["upload_id"]))]
+    assert len({a["upload_id"] for a in answers}) == 3
+    same = [{k: v for k, v in a.items() if k not in ("upload_id", "created_at")}
+            for a in answers]
+    assert same[0] == same[1] == same[2]
+    # One stored copy of the file, however many uploads.
+    assert await store(api).list("upload_content/") == [upload_content_key(alice["sha256"])]
+    for who, run in (("alice", alice), ("bob", bob)):
+        got = await api.client.get(f"/api/runs/{run['run_id']}/status",
+                                   headers=api[who].headers)
+        assert got.status_code == 200 and got.json()["status"] == "ok", got.text
+
+    # Alice deletes the video: Bob's upload still analyses from the shared file.
+    r = await delete(api, "alice", alice)
+    assert r.status_code == 200 and r.json()["uploads_deleted"] == 2, r.text
+    assert await store(api).list("upload_content/") == [upload_content_key(alice["sha256"])]
+    rerun = await api.client.post("/api/runs", headers=api["bob"].headers, json={
+        "upload_id": bob["upload_id"], "profile_id": "bob-cuts", "cache_ttl_days": 0})
+    assert rerun.status_code == 201, rerun.text
+    await execute(api, rerun.json()["run_id"], tmp_path / "rerun")
+    got = await api.client.get(f"/api/runs/{rerun.json()['run_id']}/status",
+                               headers=api["bob"].headers)
+    assert got.json()["status"] == "ok"
+    # The last record gone, the file goes too.
+    assert (await delete(api, "bob", bob)).status_code == 200
+    assert await store(api).list("") == []
 
 
 async def test_admin_deletes_the_video_for_everyone(

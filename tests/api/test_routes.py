@@ -64,7 +64,9 @@ async def test_upload_is_probed_and_stored(api: ApiHarness, uploaded: dict[str, 
     assert (uploaded["width"], uploaded["height"]) == (192, 108)
     assert uploaded["meta"]["tags"] == ["a", "b"]
     keys = await api.ctx.store.list(f"uploads/{uploaded['upload_id']}/")
-    assert len(keys) == 2  # the file and its record
+    assert len(keys) == 1  # its record
+    assert await api.ctx.store.list("upload_content/") == [
+        f"upload_content/{uploaded['sha256']}"]  # the file, by content hash
 
 
 async def test_estimate_then_run_reserves_credits_and_lists(

@@ -11,7 +11,10 @@ Who keeps what is decided by :func:`plan_deletion`, a pure function of the video
 - finished runs nobody owns that nothing needed reuses (left by an earlier deletion or a
   removed account) go with the caller's, so the last user to delete leaves nothing behind;
 - when nothing is needed, the video row and everything under ``result_store/<platform>/<video>/``
-  go too. An admin deletes every run of the video (nothing is needed).
+  go too. An admin deletes every run of the video (nothing is needed);
+- the caller's upload records of the video go; an uploaded file (stored once per content hash,
+  :mod:`trendflow.api.uploads`) goes only when no other upload record names it, so another
+  user's upload of the same bytes stays analysable. The video's file lock is held meanwhile.
 
 Store objects are removed inside the database transaction that locks the video's runs, before
 the rows change: a failure part-way leaves rows pointing at missing files (the request can be
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from trendflow.api.uploads import RECORD_NAME
+from trendflow.api.uploads import RECORD_NAME, StoredUpload, stored_upload
 from trendflow.contracts.manifest import Manifest, save_manifest
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.db.repositories import videos as videos_repo
@@ -122,7 +125,12 @@ async def delete_video(
                 conn, platform_id=platform_id, video_id=video_id)
         ]
         mine = [r for r in runs if caller is None or r.user_id == caller]
-        uploads = await uploads_of(store, video_id, caller)
+        if video_id.startswith("up-"):
+            await videos_repo.lock_video_files(conn, platform_id=platform_id,
+                                               video_id=video_id)
+        records = await upload_records(store, video_id)
+        uploads = [uid for uid, rec in records.items()
+                   if caller is None or rec.user_id == caller]
         video_exists = await videos_repo.video_exists(
             conn, platform_id=platform_id, video_id=video_id)
         if not mine and not uploads and not (caller is None and video_exists):
@@ -143,6 +151,11 @@ async def delete_video(
             objects += await store.delete_prefix(frames_prefix(run_id))
         for upload_id in uploads:
             objects += await store.delete_prefix(upload_prefix(upload_id))
+        kept = {rec.stored.file_key for uid, rec in records.items() if uid not in uploads}
+        for key in sorted({records[uid].stored.file_key for uid in uploads} - kept):
+            if await store.exists(key):  # a record written before content keys: gone with it
+                await store.delete(key)
+                objects += 1
         row_deleted = False
         if plan.video_goes:
             objects += await store.delete_prefix(video_prefix(platform_id, video_id))
@@ -169,17 +182,25 @@ async def _forget_owner(store: ResultStore, key: str) -> None:
         await save_manifest(store, manifest)
 
 
-async def uploads_of(store: ResultStore, video_id: str, user_id: uuid.UUID | None) -> list[str]:
-    """Upload ids of this video (of ``user_id`` only, unless None)."""
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    user_id: uuid.UUID | None
+    stored: StoredUpload
+
+
+async def upload_records(store: ResultStore, video_id: str) -> dict[str, UploadRecord]:
+    """Every upload record of this video (of every user), by upload id."""
     if not video_id.startswith("up-"):
-        return []
+        return {}
     keys = [k for k in await store.list("uploads/") if k.endswith("/" + RECORD_NAME)]
-    records = await asyncio.gather(*(store.get_bytes(k) for k in keys))
-    out = []
-    for key, raw in zip(keys, records, strict=True):
+    raws = await asyncio.gather(*(store.get_bytes(k) for k in keys))
+    out = {}
+    for key, raw in zip(keys, raws, strict=True):
         rec = json.loads(raw)
         if rec["upload"]["video_id"] != video_id:
             continue
-        if user_id is None or rec.get("user_id") == str(user_id):
-            out.append(key.split("/")[1])
+        upload_id = key.split("/")[1]
+        owner = rec.get("user_id")
+        out[upload_id] = UploadRecord(None if owner is None else uuid.UUID(owner),
+                                      stored_upload(upload_id, rec))
     return out

@@ -29,7 +29,7 @@ from trendflow.api.schemas import (
     RunOut,
     RunStatusOut,
 )
-from trendflow.api.uploads import load_upload
+from trendflow.api.uploads import load_stored_upload
 from trendflow.api.urls import check_callback_url
 from trendflow.billing.estimate import Estimate, estimate
 from trendflow.billing.pricing import VideoParams
@@ -46,7 +46,6 @@ from trendflow.runs.request import ResolvedProfile, resolve_profile
 from trendflow.runs.sources import upload_source, youtube_source
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
-from trendflow.storage.keys import upload_key
 from trendflow.triton.readiness import ModelServingProbe
 
 TERMINAL_COMPONENT = frozenset({"ok", "empty", "error", "skipped"})
@@ -74,7 +73,8 @@ async def resolve_source(
         url = f"https://www.youtube.com/watch?v={video_id}"
         return ResolvedSource("youtube", video_id, youtube_source(url), None, url, None)
     assert req.upload_id is not None
-    up = await load_upload(store, upload_id=req.upload_id, user_id=user.user_id)
+    stored = await load_stored_upload(store, upload_id=req.upload_id, user_id=user.user_id)
+    up = stored.upload
     meta = VideoMeta(
         title=up.meta.title,
         description=up.meta.description,
@@ -86,7 +86,7 @@ async def resolve_source(
         category_id=up.meta.category_id,
         channel_follower_count=up.meta.channel_follower_count,
     )
-    source = upload_source(upload_key(up.upload_id, up.filename), meta)
+    source = upload_source(stored.file_key, meta)
     facts = VideoParams(duration_s=up.duration_s, width=up.width, height=up.height)
     return ResolvedSource("upload", up.video_id, source, up.meta.title or None, None, facts)
 

@@ -1,10 +1,17 @@
-"""Uploads: a video streamed into the result store under ``uploads/<upload_id>/``.
+"""Uploads: a video streamed into the result store, stored once per content hash.
 
 The body is streamed to a temporary file (never held in memory) while its size is capped and
 its sha256 computed; PyAV then probes it (:func:`trendflow.pipeline.probe.probe`) and the
-Segmenter's duration bounds are applied *before* anything is stored. Only then are the file
-(``uploads/<id>/source<ext>``) and its record (``uploads/<id>/upload.json``: owner, video id,
-probe facts, the user's metadata) written. The record decides who may use the upload.
+Segmenter's duration bounds are applied *before* anything is stored. Only then are the upload's
+record (``uploads/<id>/upload.json``: owner, video id, probe facts, the user's metadata, where
+its bytes are) and its file (``upload_content/<sha256>``) written. The record decides who may
+use the upload; the file is shared by every upload of the same bytes, whoever sent them.
+
+Nothing in the answer depends on whether those bytes were stored before (a new upload id, the
+same fields, the file written again in place either way), so no user learns that another one
+uploaded the same video. A file goes when the last record that names it is deleted
+(:func:`trendflow.api.deletion.delete_video`), under the video's file lock, which an upload
+also holds while it writes its record and file.
 """
 
 from __future__ import annotations
@@ -15,13 +22,17 @@ import re
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from trendflow.api.schemas import UploadOut, VideoMetaIn
 from trendflow.contracts.identity import UploadHasher
+from trendflow.db import Database
+from trendflow.db.repositories import videos as videos_repo
 from trendflow.errors import (
     ArtifactNotFound,
     InputError,
@@ -34,7 +45,7 @@ from trendflow.errors import (
 from trendflow.pipeline.probe import check_truncation, probe, scan_packets
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
-from trendflow.storage.keys import upload_key, validate_upload_id
+from trendflow.storage.keys import upload_content_key, upload_key, validate_upload_id
 
 RECORD_NAME = "upload.json"
 _EXT = re.compile(r"\.[A-Za-z0-9]{1,8}$")
@@ -77,6 +88,7 @@ async def receive_upload(
     user_id: uuid.UUID,
     settings: Settings,
     store: ResultStore,
+    db: Database,
 ) -> UploadOut:
     """Stream, check and store one upload; nothing is stored unless every check passed."""
     limit = settings.api.max_upload_mb * (1 << 20)
@@ -136,13 +148,38 @@ async def receive_upload(
             meta=meta,
             created_at=datetime.now(UTC),
         )
-        await store.put_file(upload_key(upload_id, path.name), path)
-    record = {"user_id": str(user_id), "upload": out.model_dump(mode="json")}
-    await store.put_bytes(upload_key(upload_id, RECORD_NAME), json.dumps(record).encode())
+        content = upload_content_key(hasher.sha256)
+        record = {"user_id": str(user_id), "upload": out.model_dump(mode="json"),
+                  "content_key": content}
+        async with db.acquire() as conn, conn.transaction():
+            await videos_repo.lock_video_files(conn, platform_id="upload",
+                                               video_id=hasher.video_id)
+            # The record first: a deletion that sees no record of these bytes any more cannot
+            # have started before this upload took the lock.
+            await store.put_bytes(upload_key(upload_id, RECORD_NAME),
+                                  json.dumps(record).encode())
+            await store.put_file(content, path)  # the same bytes again if stored before
     return out
 
 
-async def load_upload(store: ResultStore, *, upload_id: str, user_id: uuid.UUID) -> UploadOut:
+@dataclass(frozen=True, slots=True)
+class StoredUpload:
+    """An upload as its record stores it: what the user was told, and where its bytes are."""
+
+    upload: UploadOut
+    file_key: str
+
+
+def stored_upload(upload_id: str, record: dict[str, Any]) -> StoredUpload:
+    """The :class:`StoredUpload` of one record (a record written before uploads were stored
+    by content hash names no ``content_key``: its file is beside it)."""
+    upload = UploadOut.model_validate(record["upload"])
+    key = record.get("content_key") or upload_key(upload_id, upload.filename)
+    return StoredUpload(upload, str(key))
+
+
+async def load_stored_upload(store: ResultStore, *, upload_id: str,
+                             user_id: uuid.UUID) -> StoredUpload:
     """The user's upload; someone else's or a missing one is ``upload_not_found``."""
     validate_upload_id(upload_id)
     try:
@@ -151,4 +188,9 @@ async def load_upload(store: ResultStore, *, upload_id: str, user_id: uuid.UUID)
         record = None
     if record is None or record.get("user_id") != str(user_id):
         raise UploadNotFound(f"upload {upload_id} does not exist", upload_id=upload_id)
-    return UploadOut.model_validate(record["upload"])
+    return stored_upload(upload_id, record)
+
+
+async def load_upload(store: ResultStore, *, upload_id: str, user_id: uuid.UUID) -> UploadOut:
+    """The user's upload as it was accepted (:func:`load_stored_upload`)."""
+    return (await load_stored_upload(store, upload_id=upload_id, user_id=user_id)).upload

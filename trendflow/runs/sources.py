@@ -3,11 +3,12 @@
 Three kinds, mirroring the Segmenter's sources::
 
     {"kind": "youtube", "url": "https://www.youtube.com/watch?v=…"}
-    {"kind": "upload", "key": "uploads/<upload_id>/<filename>", "meta": {…VideoMeta…}}
+    {"kind": "upload", "key": "upload_content/<sha256>", "meta": {…VideoMeta…}}
     {"kind": "url", "url": "http://127.0.0.1:…/clip.mp4"}      (tests and local demos only)
 
-An upload's file lives in the result store under ``uploads/``; the Segmenter actor copies it
-into the run's work directory before preparing it, so the same run works on local disk and S3.
+An upload's file lives in the result store under ``upload_content/`` (once per content hash); the
+Segmenter actor copies it into the run's work directory before preparing it, so the same run
+works on local disk and S3.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ The layout (identical on local disk and in an S3 bucket)::
     result_store/<platform_id>/<video_id>/<run_id>/manifest.json
     result_store/<platform_id>/<video_id>/<run_id>/<component>/<component>.npz
     frames/<run_id>/<name>                 union frames, kept for a few days
-    uploads/<upload_id>/<filename>         source files users uploaded
+    uploads/<upload_id>/upload.json        one user's upload record (owner, facts, metadata)
+    upload_content/<sha256>                an uploaded file, stored once per content hash
 
 Every segment is validated before it becomes part of a key, and every store method calls
 :func:`check_key` (or :func:`check_prefix`) first, so a key can never leave the store root
@@ -27,6 +28,7 @@ from trendflow.errors import UnsafeStorageKey
 RESULT_STORE: Final = "result_store"
 FRAMES: Final = "frames"
 UPLOADS: Final = "uploads"
+UPLOAD_CONTENT: Final = "upload_content"
 MANIFEST_NAME: Final = "manifest.json"
 ARTIFACT_SUFFIX: Final = ".npz"
 
@@ -34,6 +36,7 @@ ARTIFACT_SUFFIX: Final = ".npz"
 #: are told apart by their ``up-…`` video id.
 PLATFORM_IDS: Final = frozenset({"youtube", "upload"})
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _COMPONENT = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # A file name inside frames/ or uploads/: no separators, no leading dot (hidden and temporary
@@ -174,6 +177,15 @@ def upload_prefix(upload_id: str | UUID) -> str:
 def upload_key(upload_id: str | UUID, filename: str) -> str:
     """A file under :func:`upload_prefix`. Sanitise user-given file names before calling."""
     return upload_prefix(upload_id) + validate_filename(filename)
+
+
+def upload_content_key(sha256: str) -> str:
+    """``upload_content/<sha256>``: the bytes of every upload with this content hash (one
+    object however many uploads, of however many users, carry them)."""
+    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+        raise _refuse(f"invalid content hash {sha256!r}: expected 64 lowercase hex digits",
+                      str(sha256), field="sha256")
+    return f"{UPLOAD_CONTENT}/{sha256}"
 
 
 def parse_run_key(key: str) -> RunKey:

@@ -54,6 +54,7 @@ async def create_upload(
         user_id=user.user_id,
         settings=settings,
         store=store,
+        db=ctx.db,
     )
     response.headers["Location"] = f"/api/uploads/{upload.upload_id}"
     return upload

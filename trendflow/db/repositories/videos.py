@@ -123,3 +123,13 @@ async def delete_video(conn: asyncpg.Connection, *, platform_id: str, video_id: 
         "DELETE FROM videos WHERE platform_id = $1 AND video_id = $2", platform_id, video_id
     )
     return status.endswith(" 1")
+
+
+async def lock_video_files(conn: asyncpg.Connection, *, platform_id: str, video_id: str) -> None:
+    """Hold, until the current transaction ends, the lock on the video's stored files: an
+    upload writing its record and content, and a deletion deciding whether a shared upload
+    file is still referenced, take it (so a deletion never removes a file an upload of the
+    same bytes is just being recorded for)."""
+    with domain_errors(f"lock the files of video {platform_id}/{video_id}"):
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                           f"video-files:{platform_id}/{video_id}")
