@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +76,71 @@ async def test_run_request_refused(api: ApiHarness, profile: str,  # noqa: F811
     assert r.json()["message"]
 
 
-async def test_malformed_json(api: ApiHarness) -> None:
-    r = await _unchanged(api, lambda: api.client.post(
-        "/api/runs", content=b"{not json", headers={**api["alice"].headers,
-                                                     "Content-Type": "application/json"}))
-    assert r.status_code == 400 and r.json()["code"] == "malformed_json"
+UNREADABLE = [b"{not json", b"", b"\xff\xfe\x00garbage", "{\"\xe9\"".encode("latin-1"),
+              b'{"a": }', b"\x00\x01", b"nul\x00l"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", None])
+@pytest.mark.parametrize("path", ["/api/runs", "/api/estimate"])
+async def test_an_unreadable_body_is_malformed_json_whatever_its_bytes(
+    api: ApiHarness, path: str, content_type: str | None
+) -> None:
+    headers = dict(api["alice"].headers)
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    answers = set()
+    for raw in UNREADABLE:
+        r = await _unchanged(api, lambda raw=raw: api.client.post(  # type: ignore[misc]
+            path, content=raw, headers=headers))
+        answers.add((r.status_code, r.json()["code"], r.json()["message"]))
+    assert len(answers) == 1 and next(iter(answers))[:2] == (400, "malformed_json"), answers
+    # JSON of the wrong shape is readable: its problems are listed as invalid_input.
+    r = await api.client.post(path, content=b"[1, 2]", headers={
+        **api["alice"].headers, "Content-Type": "application/json"})
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_input"), r.text
+    assert r.json()["details"]["errors"]
+
+
+async def test_a_callback_url_without_webhooks_is_accepted_with_a_warning(
+    api: ApiHarness, profile: str,  # noqa: F811
+) -> None:
+    api.ctx.settings.api.webhook_allow_loopback = True  # a receiver on this machine
+    body = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": profile,
+            "duration_s": 30, "callback_url": f"http://127.0.0.1:{free_port()}/hook"}
+    r = await api.client.post("/api/runs", json=body, headers=api["alice"].headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["warnings"] == []  # webhooks on: it will be called
+    api.ctx.settings.api.webhook_key = None  # a deployment without webhooks
+    r = await api.client.post("/api/runs", json={**body, "cache_ttl_days": 0},
+                              headers=api["alice"].headers)
+    assert r.status_code == 201, r.text
+    (warning,) = r.json()["warnings"]
+    assert "callback_url" in warning and "nothing will be delivered" in warning
+    without = {k: v for k, v in body.items() if k != "callback_url"}
+    r = await api.client.post("/api/runs", json={**without, "cache_ttl_days": 1},
+                              headers=api["alice"].headers)
+    assert r.status_code == 201 and r.json()["warnings"] == [], r.text
+
+
+async def test_inline_profile_ids_show_no_user_id(api: ApiHarness) -> None:
+    body = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "duration_s": 30,
+            "profile": {"components": [{"name": "metadata_features"}]}}
+    ids = {}
+    for who in ("alice", "alice", "bob"):
+        r = await api.client.post("/api/runs", json={**body, "cache_ttl_days": 0},
+                                  headers=api[who].headers)
+        assert r.status_code == 201, r.text
+        ids.setdefault(who, set()).add(r.json()["profile_id"])
+    (alice_id,), (bob_id,) = ids["alice"], ids["bob"]  # one stored copy per user and config
+    assert alice_id != bob_id
+    for who, pid in (("alice", alice_id), ("bob", bob_id)):
+        user = api[who].user.user_id
+        assert user.hex[:8] not in pid and str(user)[:8] not in pid
+        assert pid.startswith("inline-") and len(pid) == len("inline-") + 24
+        mine = await api.client.get(f"/api/profiles/{pid}", headers=api[who].headers)
+        assert mine.status_code == 200, mine.text
+    other = await api.client.get(f"/api/profiles/{alice_id}", headers=api["bob"].headers)
+    assert other.status_code == 404
 
 
 async def test_path_like_run_id(api: ApiHarness) -> None:
@@ -191,3 +252,29 @@ async def test_a_profile_with_timeouts_is_refused_at_creation(api: ApiHarness) -
     r = await _unchanged(api, lambda: api.client.post("/api/runs", json=body,
                                                       headers=api["alice"].headers))
     assert 400 <= r.status_code < 500 and r.json()["message"], r.text
+
+
+async def test_an_unexpected_error_is_one_500_logged_once_with_its_traceback(
+    api: ApiHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def failing() -> None:
+        raise RuntimeError("the disk is on fire")
+
+    # A route whose own code fails (first: the Studio at "/" would answer it otherwise).
+    api.app.add_api_route("/api/failing", failing, methods=["GET"])
+    api.app.router.routes.insert(0, api.app.router.routes.pop())
+    with caplog.at_level(logging.DEBUG):
+        r = await api.client.get("/api/failing", headers=api["alice"].headers)
+    # The client gets the stable answer, without internals (and the exception went no
+    # further: the in-process transport would have raised it).
+    assert (r.status_code, r.json()["code"]) == (500, "internal_error")
+    assert "fire" not in r.text and "Traceback" not in r.text
+    told = [rec for rec in caplog.records if "fire" in rec.getMessage()
+            or (rec.exc_info and "fire" in str(rec.exc_info[1]))]
+    assert len(told) == 1, [(rec.levelname, rec.getMessage()) for rec in told]
+    (rec,) = told
+    assert rec.levelno == logging.ERROR
+    text = rec.getMessage()
+    assert "GET /api/failing" in text
+    assert "Traceback (most recent call last)" in text
+    assert "RuntimeError: the disk is on fire" in text  # the traceback as text, not a tuple

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trendflow.api.context import ApiContext, RaySchedulerLink, SchedulerLink
 from trendflow.api.docs import install_docs
-from trendflow.api.errors import install_error_handlers
+from trendflow.api.errors import CatchUnexpected, install_error_handlers
 from trendflow.api.openapi import install_openapi
 from trendflow.api.routes import (
     admin,
@@ -118,6 +118,7 @@ def create_app(
     install_studio(app)  # last: the Studio at "/" never shadows a route
     if shedding is not None:
         app.add_middleware(LoadShedder, max_running=shedding[0], max_waiting=shedding[1])
+    app.add_middleware(CatchUnexpected)  # last added = outermost: every unexpected error
     return app
 
 

@@ -242,6 +242,15 @@ async def create_run(
     return billed.run, billed.created, est
 
 
+def creation_warnings(req: RunIn, settings: Settings) -> list[str]:
+    """What a created run's answer warns about: a ``callback_url`` on a deployment whose
+    webhooks are off (no ``api.webhook_key``) is kept with the run but never called."""
+    if req.callback_url is not None and settings.api.webhook_key is None:
+        return ["callback_url: webhooks are off on this deployment, so nothing will be "
+                "delivered to it; poll GET /api/runs/{run_id}/status instead"]
+    return []
+
+
 async def shown_reused_from(conn: asyncpg.Connection, run: runs_repo.Run) -> uuid.UUID | None:
     """The cached run a reuse points at, as its user may see it: only a run of the same user
     (another user's run id is never shown)."""

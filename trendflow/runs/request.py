@@ -14,6 +14,7 @@ would refuse later is refused here, with a 4xx and nothing reserved.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, replace
 
@@ -47,6 +48,13 @@ class ResolvedProfile:
     def model_mapping(self) -> dict[str, str]:
         """The pinned models as the run row stores them (``name:version[@digest]``)."""
         return {name: ref.ref for name, ref in self.models.items()}
+
+
+def inline_profile_id(user_id: uuid.UUID, digest: str) -> str:
+    """The id of ``user_id``'s inline profile with config hash ``digest``: one stored copy per
+    user and config (the same inline request reuses it), opaque (a hash of both: it shows
+    neither the user nor the config)."""
+    return "inline-" + hashlib.sha256(f"{user_id}\x1f{digest}".encode()).hexdigest()[:24]
 
 
 def model_backed(config: ProfileConfig) -> list[str]:
@@ -121,8 +129,7 @@ async def resolve_profile(
     if inline is not None:
         if user_id is None:
             raise InputError("an inline profile needs a user", field="profile")
-        # One stored copy per user and config: the same inline request reuses it.
-        profile = replace(inline, profile_id=f"inline-{user_id.hex[:8]}-{digest[:12]}",
+        profile = replace(inline, profile_id=inline_profile_id(user_id, digest),
                           user_id=user_id)
     models = profile.pinned_models()
     if triton is not None:
@@ -143,4 +150,5 @@ async def resolve_profile(
     )
 
 
-__all__ = ["ResolvedProfile", "check_profile", "model_backed", "resolve_profile"]
+__all__ = ["ResolvedProfile", "check_profile", "inline_profile_id", "model_backed",
+           "resolve_profile"]

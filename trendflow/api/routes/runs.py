@@ -78,6 +78,7 @@ async def create_run(
         ctx.spawn(ctx.scheduler.wake())
     response.headers["Location"] = f"/api/runs/{run.run_id}"
     shown = await service.public_run(conn, run)
+    shown.warnings = [*service.creation_warnings(body, ctx.settings), *shown.warnings]
     return RunCreatedOut(**shown.model_dump(), created=created, estimate=est)
 
 
