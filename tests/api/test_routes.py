@@ -99,6 +99,34 @@ async def test_estimate_then_run_reserves_credits_and_lists(
     assert res.status_code == 409 and res.json()["code"] == "run_not_ready"
 
 
+async def test_the_estimate_takes_the_run_body_and_answers_as_creation_will(
+    api: ApiHarness, profile: str
+) -> None:
+    api.ctx.settings.api.webhook_allow_loopback = True  # a receiver on this machine
+    body = {"youtube_url": YT, "profile_id": profile, "duration_s": 30, "cache_ttl_days": 0,
+            "callback_url": "http://127.0.0.1:9/hook"}
+    est = await api.client.post("/api/estimate", json=body, headers=api["alice"].headers)
+    assert est.status_code == 200, est.text
+    quote = Decimal(est.json()["total"])
+    # The quote as max_total: the very body is accepted and reserves the quote.
+    before = await balance(api, "alice")
+    exact = {**body, "max_total": str(quote)}
+    assert (await api.client.post("/api/estimate", json=exact,
+                                  headers=api["alice"].headers)).status_code == 200
+    r = await api.client.post("/api/runs", json=exact, headers=api["alice"].headers)
+    assert r.status_code == 201, r.text
+    assert (await balance(api, "alice"))[1] == before[1] + quote
+    # What creation refuses, the estimate refuses the same way (nothing reserved either).
+    refused = [({**body, "max_total": str(quote - Decimal("0.01"))}, 409, "price_changed"),
+               ({**body, "callback_url": "http://100.64.0.1/hook"}, 400,
+                "invalid_callback_url")]
+    for req, status, code in refused:
+        for path in ("/api/estimate", "/api/runs"):
+            r = await api.client.post(path, json=req, headers=api["alice"].headers)
+            assert (r.status_code, r.json()["code"]) == (status, code), (path, r.text)
+    assert (await balance(api, "alice"))[1] == before[1] + quote
+
+
 async def test_idempotency_key_replay_and_conflict(api: ApiHarness,
                                                    uploaded: dict[str, Any]) -> None:
     body = {"upload_id": uploaded["upload_id"], "profile_id": uploaded["profile"]}

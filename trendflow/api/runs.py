@@ -41,7 +41,7 @@ from trendflow.db.repositories import users as users_repo
 from trendflow.db.repositories.users import User
 from trendflow.errors import InputError
 from trendflow.pipeline.types import VideoMeta
-from trendflow.runs.admission import create_billed_run, find_cached
+from trendflow.runs.admission import check_max_total, create_billed_run, find_cached
 from trendflow.runs.request import ResolvedProfile, resolve_profile
 from trendflow.runs.sources import upload_source, youtube_source
 from trendflow.settings import Settings
@@ -176,16 +176,26 @@ async def estimate_run(
     store: ResultStore,
     serving: ModelServingProbe | None,
 ) -> EstimateOut:
-    """Price and time of the requested run; nothing is written."""
+    """Price and time of the requested run — the body creation takes, checked as creation
+    checks it (the callback URL, ``max_total``: ``409 price_changed`` above it); nothing is
+    written."""
     src = await resolve_source(req, user=user, store=store)
     prof = await _resolve_profile(conn, req, user=user, settings=settings, serving=serving)
+    video = _video_params(req, src)
+    await _check_callback(req, settings)
     hit = await find_cached(conn, profile=prof, video_id=src.video_id, source=src.source,
                             ttl_days=prof.cache_ttl_days)
-    est = await estimate(
-        conn, profile=prof.config, video=_video_params(req, src), settings=settings,
-        reuse=hit is not None,
-    )
+    est = await estimate(conn, profile=prof.config, video=video, settings=settings,
+                         reuse=hit is not None)
+    check_max_total(est.total, req.max_total)
     return _estimate_out(est, src, user.available, cached=hit is not None)
+
+
+async def _check_callback(req: EstimateIn | RunIn, settings: Settings) -> None:
+    if req.callback_url is not None:
+        await check_callback_url(
+            req.callback_url, allow_loopback=settings.api.webhook_allow_loopback
+        )
 
 
 def request_fingerprint(src: ResolvedSource, prof: ResolvedProfile, req: RunIn) -> str:
@@ -215,10 +225,7 @@ async def create_run(
     src = await resolve_source(req, user=user, store=store)
     prof = await _resolve_profile(conn, req, user=user, settings=settings, serving=serving)
     video = _video_params(req, src)
-    if req.callback_url is not None:
-        await check_callback_url(
-            req.callback_url, allow_loopback=settings.api.webhook_allow_loopback
-        )
+    await _check_callback(req, settings)
     billed = await create_billed_run(
         conn,
         user_id=user.user_id,

@@ -175,8 +175,19 @@ class _VideoFactsIn(_In):
     height: int | None = Field(default=None, gt=0, le=16384)
 
 
-class EstimateIn(_RunRequest, _VideoFactsIn):
-    """What a run would cost and take, before it starts (nothing is reserved)."""
+class _RunFields(_RunRequest, _VideoFactsIn):
+    """Every field of a run request: ``POST /api/estimate`` takes exactly what ``POST
+    /api/runs`` takes (a client can price the very body it will send) and checks it alike."""
+
+    callback_url: str | None = Field(default=None, max_length=2000)
+    max_total: Decimal | None = Field(
+        default=None, ge=0, description="refuse (409 price_changed) if the price is higher"
+    )
+
+
+class EstimateIn(_RunFields):
+    """What a run would cost and take, before it starts (nothing is reserved): the body of
+    ``POST /api/runs``, answered as creation would answer it but without creating anything."""
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"upload_id": str(uuid.UUID(int=4)), "profile_id": "fast"}]}
@@ -203,7 +214,7 @@ class EstimateOut(BaseModel):
     lines: list[dict[str, Any]] = Field(description="per-component price breakdown")
 
 
-class RunIn(_RunRequest, _VideoFactsIn):
+class RunIn(_RunFields):
     """Start an analysis. Send ``Idempotency-Key`` to make retries safe."""
 
     model_config = ConfigDict(
@@ -217,11 +228,6 @@ class RunIn(_RunRequest, _VideoFactsIn):
                 }
             ]
         }
-    )
-
-    callback_url: str | None = Field(default=None, max_length=2000)
-    max_total: Decimal | None = Field(
-        default=None, ge=0, description="refuse (409 price_changed) if the price is higher"
     )
 
 

@@ -69,6 +69,18 @@ def private_inputs(profile: ResolvedProfile, source: Mapping[str, Any]) -> dict[
     return dict(meta) if reads_meta and meta is not None else None
 
 
+def check_max_total(total: Decimal, max_total: Decimal | None) -> None:
+    """Refuse a price above the total the user accepted (409 ``price_changed``): at creation,
+    and at the estimate of the same request."""
+    if max_total is not None and total > max_total:
+        raise PriceChanged(
+            f"the price is now {total} credits, above the {max_total} you accepted; "
+            "ask for a new estimate",
+            total=str(total),
+            accepted=str(max_total),
+        )
+
+
 async def find_cached(
     conn: asyncpg.Connection,
     *,
@@ -165,17 +177,11 @@ async def create_billed_run(
             reuse=hit is not None,
             with_eta=False,
         )
-        if max_total is not None and priced.total > max_total:
-            raise PriceChanged(
-                f"the price is now {priced.total} credits, above the {max_total} you accepted; "
-                "ask for a new estimate",
-                total=str(priced.total),
-                accepted=str(max_total),
-            )
+        check_max_total(priced.total, max_total)
         await reserve_for_run(conn, user_id=user_id, run_id=run.run_id, estimate=priced)
         if hit is not None:
             run = await reuse_cached(conn, run=run, cached=hit)
     return BilledRun(run=run, created=True, estimate=priced, rate=rate, reused=hit is not None)
 
 
-__all__ = ["BilledRun", "create_billed_run", "find_cached"]
+__all__ = ["BilledRun", "check_max_total", "create_billed_run", "find_cached"]

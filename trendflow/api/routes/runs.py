@@ -44,11 +44,14 @@ _POLL_HINT = {"Retry-After": {
     "schema": {"type": "integer"}}}
 
 
-@router.post("/api/estimate", response_model=EstimateOut, responses=_ERRORS)
+@router.post("/api/estimate", response_model=EstimateOut,
+             responses={**_ERRORS, 409: {"model": ErrorOut}})
 async def estimate(
     body: EstimateIn, user: CurrentUser, conn: Conn, ctx: Context, store: StoreDep
 ) -> EstimateOut:
-    """Price (credits) and expected time of a run, before it starts. Nothing is reserved."""
+    """Price (credits) and expected time of a run, before it starts: the body ``POST
+    /api/runs`` takes, checked alike (``409 price_changed`` above ``max_total``). Nothing is
+    reserved."""
     return await service.estimate_run(conn, body, user=user, settings=ctx.settings, store=store,
                                       serving=ctx.model_serving)
 
