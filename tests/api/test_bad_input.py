@@ -172,13 +172,13 @@ async def test_upload_refused_and_nothing_stored(api: ApiHarness, media: Any, cl
                                                  status: int, code: str) -> None:
     r = await upload(api, "alice", media.path(clip))
     assert (r.status_code, r.json()["code"]) == (status, code), r.text
-    assert await api.ctx.store.list("uploads/") == []
+    assert await api.ctx.store.list("") == []  # no record, no file
 
 
 async def test_upload_bad_metadata(api: ApiHarness, scene_cuts_clip: synth.Clip) -> None:
     r = await upload(api, "alice", scene_cuts_clip.path, {"title": "x", "colour": "red"})
     assert r.status_code == 400 and r.json()["code"] == "invalid_input"
-    assert await api.ctx.store.list("uploads/") == []
+    assert await api.ctx.store.list("") == []  # no record, no file
 
 
 async def test_oversize_upload(api: ApiHarness, tmp_path: Path) -> None:
@@ -187,7 +187,7 @@ async def test_oversize_upload(api: ApiHarness, tmp_path: Path) -> None:
     big.write_bytes(b"\0" * (2 << 20))
     r = await upload(api, "alice", big)
     assert r.status_code == 413 and r.json()["code"] == "upload_too_large"
-    assert await api.ctx.store.list("uploads/") == []
+    assert await api.ctx.store.list("") == []  # no record, no file
 
 
 async def test_sync_endpoint_off_by_default(api: ApiHarness) -> None:

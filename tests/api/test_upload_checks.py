@@ -19,7 +19,7 @@ async def test_text_is_not_a_video(api: ApiHarness, tmp_path: Path, name: str) -
     text.write_text("lorem ipsum dolor sit amet, consectetur adipiscing elit\n" * 400)
     r = await upload(api, "alice", text)
     assert (r.status_code, r.json()["code"]) == (415, "unsupported_media"), r.text
-    assert await api.ctx.store.list("uploads/") == []
+    assert await api.ctx.store.list("") == []  # no record, no file
 
 
 async def test_truncated_upload_is_refused_at_upload(api: ApiHarness, media: Any) -> None:
@@ -27,7 +27,7 @@ async def test_truncated_upload_is_refused_at_upload(api: ApiHarness, media: Any
     assert (r.status_code, r.json()["code"]) == (422, "video_file_corrupted"), r.text
     details = r.json()["details"]
     assert details["decodable_s"] < details["claimed_s"]
-    assert await api.ctx.store.list("uploads/") == []
+    assert await api.ctx.store.list("") == []  # no record, no file
 
 
 async def test_a_repairable_upload_is_still_accepted(api: ApiHarness, media: Any) -> None:
