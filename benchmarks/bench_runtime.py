@@ -33,6 +33,7 @@ import ray  # noqa: E402
 
 from trendflow.actors.scheduler import start_scheduler  # noqa: E402
 from trendflow.contracts.identity import RunIdentity  # noqa: E402
+from trendflow.contracts.keys import upload_key  # noqa: E402
 from trendflow.db.embedded import EmbeddedServer  # noqa: E402
 from trendflow.db.migrate import apply_migrations  # noqa: E402
 from trendflow.db.pool import ensure_database, init_connection  # noqa: E402
@@ -49,7 +50,6 @@ from trendflow.runs.request import resolve_profile  # noqa: E402
 from trendflow.runs.sources import upload_source  # noqa: E402
 from trendflow.settings import RuntimeSettings, Settings  # noqa: E402
 from trendflow.storage.factory import open_store  # noqa: E402
-from trendflow.storage.keys import upload_key  # noqa: E402
 from trendflow.storage.local import LocalStore  # noqa: E402
 
 PROFILE = "bench-runtime"

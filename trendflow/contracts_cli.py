@@ -7,9 +7,9 @@ import asyncio
 import sys
 from pathlib import Path
 
+from trendflow.contracts.keys import RESULT_STORE
 from trendflow.errors import InputError
 from trendflow.storage.base import ResultStore
-from trendflow.storage.keys import RESULT_STORE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

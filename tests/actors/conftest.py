@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from trendflow.contracts.keys import upload_key
 from trendflow.db.pool import init_connection
 from trendflow.db.repositories import profiles as profiles_repo
 from trendflow.db.repositories import runs as runs_repo
@@ -30,7 +31,6 @@ from trendflow.runs.request import resolve_profile
 from trendflow.runs.sources import upload_source
 from trendflow.settings import RuntimeSettings, Settings
 from trendflow.storage.factory import open_store
-from trendflow.storage.keys import upload_key
 
 PROFILE_ID = "ray-test"
 COMPONENTS = ("metadata_features", "shot_detection", "color_stats")

@@ -15,13 +15,13 @@ import pytest
 
 from tests.actors.conftest import COMPONENTS, Runtime
 from trendflow.contracts.identity import RunIdentity
+from trendflow.contracts.keys import manifest_key
 from trendflow.contracts.manifest import Manifest, load_manifest
 from trendflow.db.repositories import profiles as profiles_repo
 from trendflow.pipeline.runner import run_local
 from trendflow.pipeline.segmenter import UploadSource
 from trendflow.pipeline.types import VideoMeta
 from trendflow.storage.factory import open_store
-from trendflow.storage.keys import manifest_key
 from trendflow.storage.local import LocalStore
 
 

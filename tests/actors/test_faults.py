@@ -13,12 +13,12 @@ import numpy as np
 import ray
 
 from tests.actors.conftest import COMPONENTS, Runtime, named_actor
+from trendflow.contracts.keys import artifact_key, manifest_key
 from trendflow.contracts.manifest import load_manifest
 from trendflow.contracts.npz import decode_npz
 from trendflow.db.repositories import profiles as profiles_repo
 from trendflow.settings import Settings
 from trendflow.storage.factory import open_store
-from trendflow.storage.keys import artifact_key, manifest_key
 
 
 def _with(settings: Settings, **runtime: Any) -> Settings:

@@ -14,10 +14,10 @@ import numpy as np
 
 from tests.actors.conftest import COMPONENTS, PROFILE_ID, Runtime
 from tests.actors.test_faults import _analysing, _with
+from trendflow.contracts.keys import artifact_key
 from trendflow.contracts.npz import decode_npz
 from trendflow.db.repositories import profiles as profiles_repo
 from trendflow.storage.factory import open_store
-from trendflow.storage.keys import artifact_key
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDIO_PROFILE = "ray-audio-test"

@@ -18,6 +18,7 @@ from trendflow.actors.execution import RunExecution, RunServices
 from trendflow.actors.pools import Pools
 from trendflow.billing.ledger import get_balance
 from trendflow.billing.pricing import VideoParams
+from trendflow.contracts.keys import manifest_key
 from trendflow.contracts.manifest import load_manifest
 from trendflow.db.pool import open_database
 from trendflow.db.repositories import runs as runs_repo
@@ -29,7 +30,6 @@ from trendflow.runs.request import resolve_profile
 from trendflow.runs.sources import upload_source
 from trendflow.settings import Settings
 from trendflow.storage.factory import open_store
-from trendflow.storage.keys import manifest_key
 from trendflow.storage.local import LocalStore
 
 CREDITS = Decimal(100)

@@ -8,6 +8,7 @@ import numpy as np
 
 from tests.actors.conftest import COMPONENTS, Runtime
 from trendflow.contracts.identity import RunIdentity
+from trendflow.contracts.keys import artifact_key, manifest_key
 from trendflow.contracts.manifest import load_manifest
 from trendflow.contracts.npz import decode_npz
 from trendflow.db.repositories import components as rc_repo
@@ -17,7 +18,6 @@ from trendflow.pipeline.runner import run_local
 from trendflow.pipeline.segmenter import UploadSource
 from trendflow.pipeline.types import VideoMeta
 from trendflow.storage.factory import open_store
-from trendflow.storage.keys import artifact_key, manifest_key
 from trendflow.storage.local import LocalStore
 
 

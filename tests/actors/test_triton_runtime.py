@@ -13,6 +13,7 @@ import ray
 from tests.actors.conftest import Runtime
 from tests.fixtures.triton import TritonServer
 from trendflow.contracts.identity import RunIdentity
+from trendflow.contracts.keys import artifact_key, manifest_key
 from trendflow.contracts.manifest import load_manifest
 from trendflow.contracts.npz import decode_npz
 from trendflow.db.repositories import profiles as profiles_repo
@@ -21,7 +22,6 @@ from trendflow.pipeline.segmenter import UploadSource
 from trendflow.pipeline.types import VideoMeta
 from trendflow.settings import Settings
 from trendflow.storage.factory import open_store
-from trendflow.storage.keys import artifact_key, manifest_key
 from trendflow.storage.local import LocalStore
 from trendflow.triton.client import TritonClient
 from trendflow.triton.server import free_port, start_server, stop_server

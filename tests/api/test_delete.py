@@ -22,6 +22,13 @@ from tests.fixtures.media import MediaLibrary
 from trendflow.api.deletion import RunRef, plan_deletion
 from trendflow.billing.ledger import settle_run
 from trendflow.contracts.identity import RunIdentity
+from trendflow.contracts.keys import (
+    frames_prefix,
+    manifest_key,
+    run_prefix,
+    upload_content_key,
+    upload_prefix,
+)
 from trendflow.contracts.manifest import Manifest
 from trendflow.contracts.profile import ProfileConfig
 from trendflow.contracts.validate import validate_run
@@ -30,13 +37,6 @@ from trendflow.db.repositories import runs as runs_repo
 from trendflow.pipeline.runner import run_local
 from trendflow.pipeline.segmenter import UploadSource
 from trendflow.runs.sources import meta_from_json
-from trendflow.storage.keys import (
-    frames_prefix,
-    manifest_key,
-    run_prefix,
-    upload_content_key,
-    upload_prefix,
-)
 from trendflow.storage.local import LocalStore
 
 COMPONENTS = ["metadata_features", "shot_detection"]  # shot_detection decodes: frames are kept

@@ -22,11 +22,11 @@ import pytest
 from tests.api.listeners import LOOPBACK, owner_of, stack_listeners
 from trendflow import stack
 from trendflow.api.client import demo_clip
+from trendflow.contracts.keys import run_prefix
 from trendflow.contracts.validate import validate_run
 from trendflow.processes import pid_alive
 from trendflow.settings import Settings
 from trendflow.stack_cli import _print_state
-from trendflow.storage.keys import run_prefix
 from trendflow.storage.local import LocalStore
 
 

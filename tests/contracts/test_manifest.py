@@ -11,6 +11,7 @@ import pytest
 
 from trendflow.contracts.empty import EmptyReason
 from trendflow.contracts.identity import RunIdentity, new_run_id
+from trendflow.contracts.keys import manifest_key
 from trendflow.contracts.manifest import (
     ArtifactRecord,
     ComponentRecord,
@@ -24,7 +25,6 @@ from trendflow.contracts.manifest import (
 from trendflow.contracts.profile import ModelRef, model_signature
 from trendflow.errors import ContractViolation
 from trendflow.pipeline.types import PreprocessingStep, VideoInfo
-from trendflow.storage.keys import manifest_key
 from trendflow.storage.local import LocalStore
 
 from .conftest import CREATED

@@ -12,6 +12,7 @@ import pytest
 from trendflow.cli import main
 from trendflow.contracts.empty import EmptyReason
 from trendflow.contracts.identity import RunIdentity, new_run_id
+from trendflow.contracts.keys import artifact_key, run_prefix
 from trendflow.contracts.manifest import (
     ArtifactRecord,
     ComponentRecord,
@@ -23,7 +24,6 @@ from trendflow.contracts.validate import validate_run
 from trendflow.pipeline.components.base import Component, ComponentResult
 from trendflow.settings import get_settings
 from trendflow.storage.base import ResultStore
-from trendflow.storage.keys import artifact_key, run_prefix
 from trendflow.storage.local import LocalStore
 from trendflow.storage.s3 import S3Store
 

@@ -18,6 +18,7 @@ from tests.fixtures.s3 import S3Target
 from tests.storage.conftest import s3_store
 from trendflow.cli import main
 from trendflow.contracts.identity import RunIdentity
+from trendflow.contracts.keys import artifact_key, manifest_key
 from trendflow.contracts.manifest import (
     ArtifactRecord,
     ComponentRecord,
@@ -34,7 +35,6 @@ from trendflow.db.repositories import runs as runs_repo
 from trendflow.db.repositories import users as users_repo
 from trendflow.db.repositories import videos as videos_repo
 from trendflow.storage.base import ResultStore
-from trendflow.storage.keys import artifact_key, manifest_key
 from trendflow.storage.local import LocalStore
 from trendflow.storage.s3 import S3Store
 

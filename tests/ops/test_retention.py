@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from trendflow.contracts.identity import RunIdentity
+from trendflow.contracts.keys import artifact_key, manifest_key, run_prefix
 from trendflow.contracts.manifest import (
     ArtifactRecord,
     ComponentRecord,
@@ -31,7 +32,6 @@ from trendflow.pipeline.types import FrameChunk, Timeline
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
 from trendflow.storage.factory import open_store
-from trendflow.storage.keys import artifact_key, manifest_key, run_prefix
 from trendflow.storage.local import LocalStore
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

@@ -15,6 +15,7 @@ from tests.pipeline.components._harness import analyse
 from trendflow.cli import main
 from trendflow.contracts.arrays import ArraySpec
 from trendflow.contracts.identity import RunIdentity, upload_video_id
+from trendflow.contracts.keys import run_prefix
 from trendflow.contracts.npz import decode_npz
 from trendflow.contracts.profile import ProfileConfig, config_hash
 from trendflow.pipeline.components import get_component
@@ -31,7 +32,6 @@ from trendflow.pipeline.runner import ABORTED, run_local
 from trendflow.pipeline.sampling import Sampling
 from trendflow.pipeline.segmenter import UploadSource
 from trendflow.pipeline.types import VideoMeta
-from trendflow.storage.keys import run_prefix
 from trendflow.storage.local import LocalStore
 
 

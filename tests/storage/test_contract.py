@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from trendflow.contracts import keys
 from trendflow.errors import ArtifactNotFound, StorageError, UnsafeStorageKey
-from trendflow.storage import keys
 from trendflow.storage.base import ObjectInfo, ResultStore
 from trendflow.storage.local import LocalStore
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.s3 import S3Target
+from trendflow.contracts import keys
 from trendflow.errors import ConfigError
 from trendflow.settings import Settings, StorageSettings, get_settings
-from trendflow.storage import keys
 from trendflow.storage.factory import open_store
 from trendflow.storage.local import LocalStore
 from trendflow.storage.s3 import S3Store

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trendflow.contracts import keys
 from trendflow.errors import UnsafeStorageKey
-from trendflow.storage import keys
 
 RUN = "0b7d3c1e-9f7a-4c2b-8e1d-3f5a6b7c8d9e"
 VIDEO = "dQw4w9WgXcQ"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from trendflow.contracts import keys
 from trendflow.errors import StorageError
-from trendflow.storage import keys
 from trendflow.storage.local import LocalStore
 
 RUN = "0b7d3c1e-9f7a-4c2b-8e1d-3f5a6b7c8d9e"

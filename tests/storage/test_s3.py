@@ -10,8 +10,8 @@ import pytest
 
 from tests.fixtures.s3 import S3Target
 from tests.storage.conftest import MIB, MakeS3Store
+from trendflow.contracts import keys
 from trendflow.errors import ArtifactNotFound, StorageError
-from trendflow.storage import keys
 
 RUN = "0b7d3c1e-9f7a-4c2b-8e1d-3f5a6b7c8d9e"
 MANIFEST = keys.manifest_key("youtube", "dQw4w9WgXcQ", RUN)

@@ -13,6 +13,7 @@ from tests.fixtures.media import MediaLibrary
 from tests.fixtures.triton import SOURCE_REPO, TritonServer
 from trendflow.api.client import AnalysisResult, print_summary
 from trendflow.contracts.identity import RunIdentity, upload_video_id
+from trendflow.contracts.keys import artifact_key, run_prefix
 from trendflow.contracts.npz import decode_npz
 from trendflow.contracts.profile import config_hash
 from trendflow.contracts.validate import validate_run
@@ -26,7 +27,6 @@ from trendflow.pipeline.runner import run_local
 from trendflow.pipeline.segmenter import UploadSource
 from trendflow.pipeline.types import VideoMeta
 from trendflow.settings import Settings
-from trendflow.storage.keys import artifact_key, run_prefix
 from trendflow.storage.local import LocalStore
 
 BUILTIN = ("fast", "full", "prediction")

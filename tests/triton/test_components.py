@@ -17,6 +17,7 @@ from tests.fixtures.media import MediaLibrary
 from tests.pipeline.components._harness import make_context
 from tests.triton.test_models import ASTRONAUT_FACE, iou, normalise, wer
 from trendflow.contracts.identity import RunIdentity, upload_video_id
+from trendflow.contracts.keys import artifact_key, run_prefix
 from trendflow.contracts.manifest import Manifest
 from trendflow.contracts.npz import decode_npz
 from trendflow.contracts.profile import ModelRef
@@ -30,7 +31,6 @@ from trendflow.pipeline.runner import run_local
 from trendflow.pipeline.segmenter import UploadSource
 from trendflow.pipeline.types import CaptionSegment, VideoMeta
 from trendflow.settings import RetentionSettings, Settings, get_settings
-from trendflow.storage.keys import artifact_key, run_prefix
 from trendflow.storage.local import LocalStore
 from trendflow.triton.client import TritonClient
 

@@ -19,6 +19,7 @@ import uuid
 import asyncpg
 
 from trendflow.actors.policy import backoff_s
+from trendflow.contracts.keys import manifest_key
 from trendflow.contracts.manifest import ErrorInfo, Manifest, load_manifest, save_manifest
 from trendflow.db.pool import Database
 from trendflow.db.repositories import components as rc_repo
@@ -34,7 +35,6 @@ from trendflow.pipeline.execution import end_manifest
 from trendflow.runs import Ending, end_run
 from trendflow.settings import RuntimeSettings
 from trendflow.storage.base import ResultStore
-from trendflow.storage.keys import manifest_key
 
 log = logging.getLogger(__name__)
 

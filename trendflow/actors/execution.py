@@ -38,6 +38,7 @@ from trendflow.actors.rendering import render_stage
 from trendflow.actors.segmenter import PreparedSummary
 from trendflow.actors.workers import ComponentSpec, ReduceOutcome
 from trendflow.contracts.identity import RunIdentity
+from trendflow.contracts.keys import manifest_key
 from trendflow.contracts.manifest import (
     ComponentRecord,
     Manifest,
@@ -82,7 +83,6 @@ from trendflow.pipeline.execution import (
 from trendflow.runs import Ending
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
-from trendflow.storage.keys import manifest_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

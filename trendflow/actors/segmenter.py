@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from trendflow.contracts.keys import validate_filename
 from trendflow.errors import RunNotFound
 from trendflow.pipeline.frames_archive import archive_chunk
 from trendflow.pipeline.segmenter import (
@@ -35,7 +36,6 @@ from trendflow.runs.sources import check_source, meta_from_json
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
 from trendflow.storage.factory import open_store
-from trendflow.storage.keys import validate_filename
 
 T = TypeVar("T")
 

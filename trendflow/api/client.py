@@ -210,7 +210,7 @@ def analyze(
                                              "forecast")
             r = res["run"]
             source_run = r.get("reused_from_run_id") or run_id
-            from trendflow.storage.keys import run_prefix
+            from trendflow.contracts.keys import run_prefix
 
             prefix = run_prefix(r["platform_id"], r["video_id"], source_run)
             if settings is not None:

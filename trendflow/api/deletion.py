@@ -32,13 +32,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from trendflow.api.uploads import RECORD_NAME, StoredUpload, stored_upload
-from trendflow.contracts.manifest import Manifest, save_manifest
-from trendflow.db.repositories import runs as runs_repo
-from trendflow.db.repositories import videos as videos_repo
-from trendflow.db.repositories.users import User
-from trendflow.errors import ArtifactNotFound, Conflict, NotFound
-from trendflow.storage.base import ResultStore
-from trendflow.storage.keys import (
+from trendflow.contracts.keys import (
     frames_prefix,
     manifest_key,
     run_prefix,
@@ -47,6 +41,12 @@ from trendflow.storage.keys import (
     validate_video_id,
     video_prefix,
 )
+from trendflow.contracts.manifest import Manifest, save_manifest
+from trendflow.db.repositories import runs as runs_repo
+from trendflow.db.repositories import videos as videos_repo
+from trendflow.db.repositories.users import User
+from trendflow.errors import ArtifactNotFound, Conflict, NotFound
+from trendflow.storage.base import ResultStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from trendflow.api.schemas import UploadOut, VideoMetaIn
 from trendflow.contracts.identity import UploadHasher
+from trendflow.contracts.keys import upload_content_key, upload_key, validate_upload_id
 from trendflow.db import Database
 from trendflow.db.repositories import videos as videos_repo
 from trendflow.errors import (
@@ -45,7 +46,6 @@ from trendflow.errors import (
 from trendflow.pipeline.probe import check_truncation, probe, scan_packets
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
-from trendflow.storage.keys import upload_content_key, upload_key, validate_upload_id
 
 RECORD_NAME = "upload.json"
 _EXT = re.compile(r"\.[A-Za-z0-9]{1,8}$")

@@ -346,7 +346,7 @@ def manifest_json_schema() -> dict[str, Any]:
 
 async def save_manifest(store: ResultStore, manifest: Manifest) -> ObjectInfo:
     """Write the manifest to its key (atomic in every store); returns what was written."""
-    from trendflow.storage.keys import manifest_key
+    from trendflow.contracts.keys import manifest_key
 
     run = manifest.run
     key = manifest_key(run.platform_id, run.video_id, run.run_id)
@@ -355,7 +355,7 @@ async def save_manifest(store: ResultStore, manifest: Manifest) -> ObjectInfo:
 
 async def load_manifest(store: ResultStore, key: str) -> Manifest:
     """Read and validate the manifest at ``key``; the identity must match the key's path."""
-    from trendflow.storage.keys import parse_run_key
+    from trendflow.contracts.keys import parse_run_key
 
     parsed = parse_run_key(key)
     if not parsed.is_manifest:

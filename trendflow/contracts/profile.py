@@ -22,7 +22,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Self
 
 from pydantic import (
@@ -37,7 +37,40 @@ from pydantic import (
 
 from trendflow.contracts.identity import SAMPLING_POLICY_VERSION
 from trendflow.errors import InvalidProfile, field_problems
-from trendflow.forecast.tier0 import check_profile_components
+
+TIER0_COMPONENTS: tuple[str, ...] = (
+    "metadata_features",
+    "text_embeddings",
+    "shot_detection",
+    "color_stats",
+    "motion",
+    "loudness",
+    "audio_features",
+    "speech_activity",
+    "faces",
+)
+"""The components the forecast is trained on (Tier-0, the training schema): a profile with
+``popularity_prediction`` must enable every one (the owner's rule)."""
+
+
+def check_profile_components(enabled: Sequence[str]) -> None:
+    """The owner's rule: a profile with ``popularity_prediction`` enables every Tier-0 component.
+
+    Called by :class:`ProfileConfig` validation, i.e. at profile save and at run creation (both
+    parse the profile); :class:`InvalidProfile` otherwise. The features read from these
+    components are :mod:`trendflow.forecast.tier0`.
+    """
+    if "popularity_prediction" not in enabled:
+        return
+    missing = [c for c in TIER0_COMPONENTS if c not in enabled]
+    if missing:
+        raise InvalidProfile(
+            "popularity_prediction needs every Tier-0 component it was trained on; "
+            f"enable {missing}",
+            missing=missing,
+        )
+
+
 
 COMPONENT_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # Version of the normalization below; part of the hashed document so a change of the rules can

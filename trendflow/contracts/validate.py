@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from trendflow.contracts.keys import MANIFEST_NAME, artifact_key, parse_run_key
 from trendflow.contracts.manifest import ArtifactRecord, Manifest
 from trendflow.contracts.npz import check_artifact, decode_npz
 from trendflow.contracts.schemas import load_component_schema
 from trendflow.errors import ArtifactNotFound, ContractViolation, UnsafeStorageKey
-from trendflow.storage.base import ResultStore
-from trendflow.storage.keys import MANIFEST_NAME, artifact_key, parse_run_key
+
+if TYPE_CHECKING:  # the store is any ResultStore; contracts never import storage at run time
+    from trendflow.storage.base import ResultStore
 
 
 async def validate_run(

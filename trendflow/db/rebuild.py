@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from trendflow.contracts.keys import RESULT_STORE, parse_run_key
 from trendflow.contracts.manifest import Manifest, load_manifest
 from trendflow.db.repositories import components as comp_repo
 from trendflow.db.repositories import videos as videos_repo
 from trendflow.db.repositories._base import domain_errors
 from trendflow.errors import TrendflowError
 from trendflow.storage.base import ResultStore
-from trendflow.storage.keys import RESULT_STORE, parse_run_key
 
 
 @dataclass(slots=True)

@@ -23,23 +23,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trendflow.errors import InvalidProfile, ModelNotFound
+from trendflow.contracts.profile import TIER0_COMPONENTS
+from trendflow.errors import ModelNotFound
 
 if TYPE_CHECKING:
     from trendflow.triton.client import InferenceClient
-
-TIER0_COMPONENTS: tuple[str, ...] = (
-    "metadata_features",
-    "text_embeddings",
-    "shot_detection",
-    "color_stats",
-    "motion",
-    "loudness",
-    "audio_features",
-    "speech_activity",
-    "faces",
-)
-"""The components a profile with ``popularity_prediction`` must enable (the owner's rule)."""
 
 EMBEDDING_DIM = 384
 FIRST_SECONDS_S = 3.0
@@ -204,23 +192,6 @@ def group_of(feature: str) -> str:
     return feature.split("[", 1)[0]
 
 
-def check_profile_components(enabled: Sequence[str]) -> None:
-    """The owner's rule: a profile with ``popularity_prediction`` enables every Tier-0 component.
-
-    Called by :class:`trendflow.contracts.profile.ProfileConfig` validation, i.e. at profile save
-    and at run creation (both parse the profile); :class:`InvalidProfile` otherwise.
-    """
-    if "popularity_prediction" not in enabled:
-        return
-    missing = [c for c in TIER0_COMPONENTS if c not in enabled]
-    if missing:
-        raise InvalidProfile(
-            "popularity_prediction needs every Tier-0 component it was trained on; "
-            f"enable {missing}",
-            missing=missing,
-        )
-
-
 def check_predictor_served(
     enabled: Sequence[str],
     mapping: Mapping[str, str],
@@ -257,7 +228,6 @@ __all__ = [
     "TIER0_FEATURES",
     "TIER0_GROUPS",
     "FeatureGroup",
-    "check_profile_components",
     "feature_indices",
     "group_of",
     "model_input",

@@ -41,19 +41,19 @@ from typing import Final
 import numpy as np
 
 from trendflow import jobs
-from trendflow.contracts.manifest import Manifest, load_manifest, save_manifest
-from trendflow.contracts.npz import check_artifact, decode_npz, encode_npz
-from trendflow.contracts.schemas import load_component_schema
-from trendflow.errors import TrendflowError, UnsafeStorageKey
-from trendflow.settings import Settings
-from trendflow.storage.base import ResultStore
-from trendflow.storage.keys import (
+from trendflow.contracts.keys import (
     FRAMES,
     RESULT_STORE,
     frames_prefix,
     parse_run_key,
     validate_run_id,
 )
+from trendflow.contracts.manifest import Manifest, load_manifest, save_manifest
+from trendflow.contracts.npz import check_artifact, decode_npz, encode_npz
+from trendflow.contracts.schemas import load_component_schema
+from trendflow.errors import TrendflowError, UnsafeStorageKey
+from trendflow.settings import Settings
+from trendflow.storage.base import ResultStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,9 +296,9 @@ async def update_index(
 ) -> int:
     """Restore the rewritten runs' rows from their manifests (new artifact size and sha256,
     the retention note); returns how many runs were restored."""
+    from trendflow.contracts.keys import manifest_key
     from trendflow.db.pool import open_database
     from trendflow.db.rebuild import restore_manifest
-    from trendflow.storage.keys import manifest_key
 
     runs = {(a.platform_id, a.video_id, a.run_id) for a in stripped}
     db = await open_database(settings, migrate=False)

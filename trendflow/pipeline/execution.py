@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from trendflow.contracts.identity import RunIdentity
+from trendflow.contracts.keys import artifact_key
 from trendflow.contracts.manifest import (
     ArtifactRecord,
     ComponentRecord,
@@ -38,7 +39,6 @@ from trendflow.pipeline.components.base import Component, ComponentContext, Inpu
 from trendflow.pipeline.sampling import timestamps_for, union_indices
 from trendflow.pipeline.types import AudioTrack, FrameChunk, Timeline, VideoInfo, VideoMeta
 from trendflow.storage.base import ResultStore
-from trendflow.storage.keys import artifact_key
 
 
 def component_indices(cls: type[Component], timeline: Timeline) -> np.ndarray | None:

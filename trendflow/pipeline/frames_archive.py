@@ -32,10 +32,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from trendflow.contracts.keys import frame_key, frames_prefix
 from trendflow.errors import ContractViolation
 from trendflow.pipeline.types import FrameChunk, Timeline
 from trendflow.storage.base import ObjectInfo, ResultStore
-from trendflow.storage.keys import frame_key, frames_prefix
 
 FORMAT = "jpeg-in-npz/v1"
 _CHUNK_NAME = re.compile(r"chunk-(\d{6})\.npz")

@@ -20,6 +20,7 @@ import asyncpg
 import numpy as np
 
 from trendflow.api import report as template
+from trendflow.contracts.keys import artifact_key, manifest_key
 from trendflow.contracts.manifest import Manifest
 from trendflow.contracts.npz import decode_npz
 from trendflow.contracts.profile import RenderSettings
@@ -34,7 +35,6 @@ from trendflow.render.prompts import Prompt, load_prompt
 from trendflow.render.validator import validate
 from trendflow.settings import LlmSettings, Settings
 from trendflow.storage.base import ResultStore
-from trendflow.storage.keys import artifact_key, manifest_key
 
 SENTENCES_DEFAULT = (50, 60)
 SENTENCES_ALLOWED = (20, 100)

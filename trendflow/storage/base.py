@@ -1,7 +1,7 @@
 """The result-store protocol: one interface over a local directory and an S3 bucket.
 
 Keys are ``/``-separated strings relative to the store root (the same keys in both backends),
-built by :mod:`trendflow.storage.keys` from validated ids only. Writes are atomic: a reader sees
+built by :mod:`trendflow.contracts.keys` from validated ids only. Writes are atomic: a reader sees
 the old object or the new one, never a torn one.
 """
 

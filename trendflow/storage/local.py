@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from trendflow.contracts.keys import check_key, check_prefix
 from trendflow.errors import ArtifactNotFound, StorageError
 from trendflow.storage.base import ObjectInfo
-from trendflow.storage.keys import check_key, check_prefix
 
 _CHUNK = 1 << 20
 _TEMP_SUFFIX = ".tmp"

@@ -35,9 +35,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from trendflow.contracts.keys import check_key, check_prefix
 from trendflow.errors import ArtifactNotFound, StorageError, TrendflowError
 from trendflow.storage.base import ObjectInfo
-from trendflow.storage.keys import check_key, check_prefix
 
 _SHA256_META = "sha256"
 _READ_CHUNK = 1 << 20

@@ -93,10 +93,10 @@ async def analyse(
     """Run ``components`` on a real clip through the local runner; the manifest and every
     component's decoded artifact (``NpzArtifact``) by name."""
     from trendflow.contracts.identity import RunIdentity, upload_video_id
+    from trendflow.contracts.keys import artifact_key
     from trendflow.contracts.npz import decode_npz
     from trendflow.pipeline.runner import run_local
     from trendflow.pipeline.segmenter import UploadSource
-    from trendflow.storage.keys import artifact_key
     from trendflow.storage.local import LocalStore
 
     identity = RunIdentity.create(

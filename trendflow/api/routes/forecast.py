@@ -10,12 +10,12 @@ from fastapi import APIRouter
 from trendflow.api import runs as service
 from trendflow.api.deps import Conn, CurrentUser, StoreDep
 from trendflow.api.schemas import ErrorOut, ForecastOut
+from trendflow.contracts.keys import artifact_key
 from trendflow.contracts.npz import decode_npz
 from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.errors import RunNotReady
 from trendflow.forecast.present import forecast_json
-from trendflow.storage.keys import artifact_key
 
 router = APIRouter(tags=["runs"])
 COMPONENT = "popularity_prediction"

@@ -25,12 +25,12 @@ from trendflow.api.schemas import (
     RunResultOut,
     RunStatusOut,
 )
+from trendflow.contracts.keys import artifact_key, manifest_key
 from trendflow.contracts.manifest import Manifest
 from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.errors import ArtifactNotFound, RunNotReady, ServiceUnavailable
 from trendflow.runs import end_run
-from trendflow.storage.keys import artifact_key, manifest_key
 
 router = APIRouter(tags=["runs"])
 ComponentName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
