@@ -927,25 +927,13 @@ def status(settings: Settings) -> tuple[bool, list[tuple[str, str, str]]]:
         rows.append(("postgres", "external", str(pg.get("note", ""))))
     if state.store:
         rows.append(("store", state.store["backend"], state.store["location"]))
-    tr = state.triton
-    if tr.get("started"):
-        from trendflow.triton.server import read_server, server_ready
+    from trendflow.render import server as llm_server
+    from trendflow.triton import server as triton_server
 
-        info = read_server(Path(tr["work_dir"]))
-        ready = info is not None and server_ready(info)
-        rows.append(("triton", "up" if ready else "down", f"pid {tr['pid']}, {tr['url']}"))
-    elif tr:
-        rows.append(("triton", "skipped", tr.get("reason", "")))
-    llm = state.llm
-    if llm.get("started"):
-        from trendflow.render.server import read_server as read_llm
-        from trendflow.render.server import server_ready as llm_ready
-
-        info_llm = read_llm(Path(llm["work_dir"]))
-        up_llm = info_llm is not None and llm_ready(info_llm)
-        rows.append(("llm", "up" if up_llm else "down", f"pid {llm['pid']}, {llm['url']}"))
-    elif llm:
-        rows.append(("llm", "skipped", llm.get("reason", "")))
+    if state.triton:
+        rows.append(_server_row("triton", state.triton, triton_server))
+    if state.llm:
+        rows.append(_server_row("llm", state.llm, llm_server))
     alive_ray = [p for p in state.ray_pids if pid_alive(p)]
     rows.append(("ray", "up" if alive_ray else "down",
                  f"{state.ray_address}, {len(alive_ray)}/{len(state.ray_pids)} processes"
@@ -969,6 +957,16 @@ def status(settings: Settings) -> tuple[bool, list[tuple[str, str, str]]]:
                      state.proxy_url))
     ok = all(r[1] in ("up", "ok", "skipped", "external", "local", "s3") for r in rows)
     return ok, rows
+
+
+def _server_row(piece: str, recorded: dict[str, Any], module: Any) -> tuple[str, str, str]:
+    """The status row of a server the stack starts (Triton, the LLM server): up/down by its
+    own readiness check (``module.read_server``/``server_ready``), or skipped with the reason."""
+    if not recorded.get("started"):
+        return (piece, "skipped", str(recorded.get("reason", "")))
+    info = module.read_server(Path(recorded["work_dir"]))
+    ready = info is not None and module.server_ready(info)
+    return (piece, "up" if ready else "down", f"pid {recorded['pid']}, {recorded['url']}")
 
 
 def _http_state(url: str | None) -> str:
