@@ -34,7 +34,11 @@ async def test_fast_profile_price_follows_the_formula(sconn: asyncpg.Connection)
     # motion samples every frame of the 12 fps timeline: 720 frames.
     assert lines["motion"].quote.units == 720
     assert est.total == sum(c.price for c in est.components)
-    assert est.eta is not None and est.eta.runs_ahead == 0 and est.eta.total_s > 0
+    assert est.eta is not None and est.eta.runs_ahead == 0
+    # Nothing ahead: the admission window, then the decode and the components' seconds.
+    assert est.eta.admission_s == Settings().runtime.admission_window_s > 0
+    assert est.eta.total_s == pytest.approx(est.eta.admission_s + est.eta.processing_s)
+    assert est.to_dict()["eta"]["admission_s"] == round(est.eta.admission_s, 1)
 
 
 async def test_price_grows_with_resolution_and_duration(sconn: asyncpg.Connection) -> None:

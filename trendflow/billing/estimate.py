@@ -8,7 +8,10 @@ will be ready:
   seconds of every component (a conservative sum: components of one run share its workers);
 - ``queue_wait_s`` = runs ahead of it (``queued`` + ``running``) ÷ ``max_concurrent_runs`` ×
   the mean wall time of the last ``eta_recent_runs`` finished runs. With no finished run yet,
-  each run ahead is assumed to take as long as this one; ``eta_basis`` says which was used.
+  each run ahead is assumed to take as long as this one; ``eta_basis`` says which was used;
+- ``admission_s`` = the scheduler's admission window (``runtime.admission_window_s``): a queued
+  run waits that long before it is planned, so that runs arriving together are planned together
+  (measured: the 5 s "queue" stage of every run in ``bench_e2e.py``); 0 for a cache hit.
 
 A profile that renders with ``engine: llm`` has one more line, :data:`RENDER_LINE`: the render
 stage after the components, priced from its own ``component_pricing`` row (unit ``run``),
@@ -75,10 +78,11 @@ class Eta:
     queue_wait_s: float
     runs_ahead: int
     basis: str
+    admission_s: float = 0.0
 
     @property
     def total_s(self) -> float:
-        return self.processing_s + self.queue_wait_s
+        return self.admission_s + self.queue_wait_s + self.processing_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,7 @@ class Estimate:
                 "total_s": round(self.eta.total_s, 1),
                 "processing_s": round(self.eta.processing_s, 1),
                 "queue_wait_s": round(self.eta.queue_wait_s, 1),
+                "admission_s": round(self.eta.admission_s, 1),
                 "runs_ahead": self.eta.runs_ahead,
                 "basis": self.eta.basis,
             }
@@ -200,7 +205,9 @@ async def _eta(
         per_run = processing
         basis = "no finished runs yet: each run ahead assumed to take as long as this one"
     wait = ahead / settings.runtime.max_concurrent_runs * per_run
-    return Eta(processing_s=processing, queue_wait_s=wait, runs_ahead=ahead, basis=basis)
+    admission = 0.0 if reuse else settings.runtime.admission_window_s
+    return Eta(processing_s=processing, queue_wait_s=wait, runs_ahead=ahead, basis=basis,
+               admission_s=admission)
 
 
 __all__ = ["RENDER_LINE", "ComponentEstimate", "Estimate", "Eta", "check_duration", "estimate",
