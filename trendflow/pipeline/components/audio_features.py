@@ -20,7 +20,10 @@ On the mono 16 kHz track, framed without padding (frame ``j`` = samples
 
 librosa JIT-compiles parts of itself with numba; :func:`prepare_numba_cache` points numba's
 cache at ``settings.components.numba_cache_dir`` (default ``<data_dir>/cache/numba``) before
-librosa is imported, so the ~20 s compilation happens once per machine, not once per worker.
+librosa is imported, so the ~20 s compilation happens once per machine, not once per worker;
+:func:`warm_numba_cache` makes that compilation one process at a time (numba's cache of a
+``guvectorize`` function is two files written separately, and processes compiling the same
+function at once can leave a mismatched pair that crashes the next process loading it).
 """
 
 from __future__ import annotations
@@ -81,6 +84,59 @@ def prepare_numba_cache() -> Path | None:
     return Path(os.environ["NUMBA_CACHE_DIR"])
 
 
+_warmed = False
+
+
+def warm_numba_cache(directory: Path | None) -> None:
+    """Compile (or load) librosa's cached numba functions this component uses, one process at a
+    time: under an exclusive lock on the cache directory the first process compiles and writes
+    complete cache files, the others wait and then only read them.
+
+    Without it, workers compiling beat tracking at once can mix the two files numba writes for
+    one ``guvectorize`` function and the next reader dies with SIGSEGV (numba issue 10128,
+    librosa issue 1998). Once per process.
+    """
+    global _warmed
+    if _warmed:
+        return
+    import fcntl
+    import tempfile
+
+    where = directory or Path(os.environ.get("NUMBA_CACHE_DIR") or tempfile.gettempdir())
+    where.mkdir(parents=True, exist_ok=True)
+    with open(where / ".trendflow-numba.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            _rhythm(np.random.default_rng(0).standard_normal(2 * RATE).astype(np.float32) * 0.1)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    _warmed = True
+
+
+def _rhythm(y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(bpm, beat frames, onset frames) of a 16 kHz signal: the numba-compiled part."""
+    import librosa
+
+    mel_basis = librosa.filters.mel(sr=RATE, n_fft=N_FFT, n_mels=N_MELS)
+    env = onset_envelope(y, mel_basis)
+    # librosa's own tempo estimate builds a local tempogram of the whole track (hundreds of
+    # MB for 20 minutes); one global autocorrelation column gives the same estimate for a
+    # steady tempo at a fixed, small cost.
+    ac = librosa.autocorrelate(
+        env.astype(np.float64), max_size=round(AC_SIZE_S * RATE / ONSET_HOP)
+    )
+    if ac[0] > 0:
+        ac = ac / np.abs(ac).max()
+    bpm = float(librosa.feature.tempo(tg=ac[:, None], sr=RATE, hop_length=ONSET_HOP)[0])
+    beat_frames = librosa.beat.beat_track(
+        onset_envelope=env, sr=RATE, hop_length=ONSET_HOP, bpm=bpm, units="frames"
+    )[1]
+    onsets = librosa.onset.onset_detect(
+        onset_envelope=env, sr=RATE, hop_length=ONSET_HOP, units="frames"
+    )
+    return bpm, np.asarray(beat_frames), np.asarray(onsets)
+
+
 class AudioFeatures(Component):
     """Rhythm, spectral and silence statistics of the 16 kHz track (see the module docstring).
 
@@ -132,7 +188,7 @@ class AudioFeatures(Component):
 
     def setup(self, ctx: ComponentContext) -> None:
         super().setup(ctx)
-        prepare_numba_cache()
+        warm_numba_cache(prepare_numba_cache())
 
     def reduce(self, partials: Sequence[Any]) -> ComponentResult:
         audio = self.context.audio
@@ -152,25 +208,9 @@ class AudioFeatures(Component):
             )
         duration = len(y) / RATE
         mel_basis = librosa.filters.mel(sr=RATE, n_fft=N_FFT, n_mels=N_MELS)
-
-        env = onset_envelope(y, mel_basis)
-        # librosa's own tempo estimate builds a local tempogram of the whole track (hundreds of
-        # MB for 20 minutes); one global autocorrelation column gives the same estimate for a
-        # steady tempo at a fixed, small cost.
-        ac = librosa.autocorrelate(
-            env.astype(np.float64), max_size=round(AC_SIZE_S * RATE / ONSET_HOP)
-        )
-        if ac[0] > 0:
-            ac = ac / np.abs(ac).max()
-        bpm = float(librosa.feature.tempo(tg=ac[:, None], sr=RATE, hop_length=ONSET_HOP)[0])
-        beat_frames = librosa.beat.beat_track(
-            onset_envelope=env, sr=RATE, hop_length=ONSET_HOP, bpm=bpm, units="frames"
-        )[1]
+        bpm, beat_frames, onsets = _rhythm(y)
         beats = np.asarray(beat_frames, dtype=np.float64) * ONSET_HOP / RATE + _FRAME_CENTRE_S
         tempo = 60.0 / float(np.mean(np.diff(beats))) if len(beats) >= 2 else 0.0
-        onsets = librosa.onset.onset_detect(
-            onset_envelope=env, sr=RATE, hop_length=ONSET_HOP, units="frames"
-        )
 
         sums = _SpectralSums()
         for frames in _blocks(y, SPECTRAL_HOP):
