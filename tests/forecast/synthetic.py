@@ -25,6 +25,13 @@ def generated_table(n: int = 1200, seed: int = 0) -> FeatureTable:
     category = rng.choice([10, 22, 24], n)
     x[:, TITLE], x[:, TAGS], x[:, CATEGORY] = title, tags, category
     mean = 8 + 0.05 * title + 0.1 * tags + 0.5 * (category == 10)
+    return labelled_table(x, mean, rng)
+
+
+def labelled_table(x: np.ndarray, mean: np.ndarray, rng: np.random.Generator) -> FeatureTable:
+    """Rows ``x`` labelled log1p(views) = ``mean`` + N(0, 0.3²), log1p(likes) = that − 3 +
+    N(0, 0.3²), over 300 channels."""
+    n = len(x)
     log_views = mean + rng.normal(0, NOISE, n)
     log_likes = log_views - 3 + rng.normal(0, NOISE, n)
     return FeatureTable(

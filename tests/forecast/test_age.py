@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.forecast.synthetic import NOISE, TITLE
+from tests.forecast.synthetic import TITLE, labelled_table
 from trendflow.forecast.featurize import FeatureTable
 from trendflow.forecast.labels import load_labels
 from trendflow.forecast.present import display
@@ -39,15 +39,7 @@ def _aged_table(n: int = 1200, seed: int = 1) -> FeatureTable:
     title = rng.integers(5, 100, n)
     age = rng.uniform(1, 60, n)
     x[:, TITLE], x[:, AGE] = title, age
-    log_views = 7 + 0.05 * title + 1.2 * np.log1p(age) + rng.normal(0, NOISE, n)
-    log_likes = log_views - 3 + rng.normal(0, NOISE, n)
-    return FeatureTable(
-        video_ids=tuple(f"v{i:010d}" for i in range(n)),
-        channels=tuple(f"channel{i % 300}" for i in range(n)),
-        features=x,
-        views=np.round(np.expm1(log_views)).astype(np.int64),
-        likes=np.round(np.expm1(log_likes)).astype(np.int64),
-    )
+    return labelled_table(x, 7 + 0.05 * title + 1.2 * np.log1p(age), rng)
 
 
 @pytest.fixture(scope="module")
