@@ -45,15 +45,19 @@ async def render_stage(services: RunServices, run: runs_repo.Run, profile: Profi
     budget.reschedule(None)  # the gateway's timeouts bound the render
     db, started = services.db, utc_now()
 
-    async def row(status: rc_repo.ComponentStatus, **fields: Any) -> None:
-        async with db.acquire() as conn:
-            await rc_repo.upsert_run_component(
-                conn, run_id=run.run_id, component_name=RENDER_LINE, status=status,
-                required=False, started_at=started, **fields)
+    async def row(status: rc_repo.ComponentStatus, conn: Any = None, **fields: Any) -> None:
+        if conn is None:
+            async with db.acquire() as conn:
+                await row(status, conn, **fields)
+            return
+        await rc_repo.upsert_run_component(
+            conn, run_id=run.run_id, component_name=RENDER_LINE, status=status,
+            required=False, started_at=started, **fields)
 
-    async with db.acquire() as conn:
+    # the stage and the ``render`` row change together: /status never shows one without the other
+    async with db.acquire() as conn, conn.transaction():
         await runs_repo.set_run_stage(conn, run_id=run.run_id, stage=STAGE)
-    await row("running")
+        await row("running", conn)
     try:
         async with db.acquire() as conn:
             ready = await prepare_report(conn, services.store, services.settings, run,
