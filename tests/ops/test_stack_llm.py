@@ -14,7 +14,7 @@ from trendflow.errors import LlmUnavailable
 from trendflow.processes import pid_alive
 from trendflow.render.models import get_model
 from trendflow.render.server import NOT_BUILT, server_binary
-from trendflow.settings import Settings
+from trendflow.settings import LlmSettings, Settings
 from trendflow.stack import _Supervisor, stop_recorded
 
 SMALLEST = "smollm2-135m-instruct-q4_1"  # starts in seconds; the step is the same for any
@@ -23,7 +23,7 @@ SMALLEST = "smollm2-135m-instruct-q4_1"  # starts in seconds; the step is the sa
 def _supervisor(tmp_path: Path, *, needs_llm: bool, **llm: object) -> _Supervisor:
     settings = Settings(data_dir=tmp_path / "data",
                         llm={"local_model": SMALLEST,
-                             "models_dir": Path(".cache/llm/models").resolve(), **llm})
+                             **llm})
     sup = _Supervisor(settings, triton_mode="off", profile="writer")
     sup._needs_llm = needs_llm
     return sup
@@ -44,7 +44,7 @@ def test_an_llm_profile_starts_the_local_server_and_down_stops_its_pid(tmp_path:
         server_binary()
     except LlmUnavailable:
         pytest.skip(NOT_BUILT)
-    if not get_model(SMALLEST).path(Path(".cache/llm/models").resolve()).is_file():
+    if not get_model(SMALLEST).path(LlmSettings().models_dir).is_file():
         pytest.skip(f"the local model {SMALLEST} is not fetched: `make llm` fetches it")
     sup = _supervisor(tmp_path, needs_llm=True)
     sup.start_llm()

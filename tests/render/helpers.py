@@ -77,7 +77,10 @@ def completion(content: dict[str, Any]) -> bytes:
 def echo_statements(body: dict[str, Any]) -> dict[str, Any]:
     """An answer that rewrites nothing: the statements of the request, as the schema asks."""
     schema = body["response_format"]["json_schema"]["schema"]
-    user = body["messages"][1]["content"]
+    user = body["messages"][-1]["content"]
+    if "sentences" in schema["properties"]:  # the retry: its statements as one JSON list
+        return {"sentences": json.loads(next(ln for ln in user.splitlines()
+                                             if ln.startswith("[\"")))}
     lines = [ln.split(". ", 1)[1] for ln in user.splitlines() if ln[:1].isdigit()]
     out, i = [], 0
     for sec in schema["properties"]["sections"]["prefixItems"]:

@@ -3,6 +3,7 @@ gives its stable code, with the retries as specified (5xx and timeouts twice, 42
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -87,7 +88,10 @@ def test_an_invalid_text_is_retried_once_with_the_complaints_then_render_invalid
 
     def answer(body: dict[str, Any], n: int) -> tuple[int, dict[str, str], bytes]:
         content = echo_statements(body)
-        content["sections"][0]["sentences"][0] = "The video lasts 999 minutes."
+        if n == 1:
+            content["sections"][0]["sentences"][0] = "The video lasts 999 minutes."
+        else:
+            content["sentences"][0] = "It lasts 998 minutes."
         return 200, {}, completion(content)
 
     with openai_server(answer) as (url, seen), LlmGateway(_settings(), base_url=url) as gw, \
@@ -96,7 +100,36 @@ def test_an_invalid_text_is_retried_once_with_the_complaints_then_render_invalid
     assert len(seen) == 2
     retry = seen[1]["messages"][-1]["content"]
     assert "sentence 1 has the number 999" in retry
+    # Only the broken sentence is asked again, from its own statement.
+    assert seen[1]["response_format"]["json_schema"]["schema"]["properties"]["sentences"][
+        "minItems"] == 1
+    asked = json.loads(next(ln for ln in retry.splitlines() if ln.startswith('["')))
+    assert asked == [brief.statements[0].text]
     assert err.value.code == "render_invalid" and err.value.details["attempts"] == 2
+    assert "sentence 1 has the number 998" in err.value.details["problems"][0]
+
+
+def test_the_retry_rewrites_only_the_broken_sentences_and_keeps_the_others() -> None:
+    brief = build_brief(fast_arrays(), locale="en", sentences_min=20, sentences_max=20)
+    kept = "Moreover, " + brief.statements[1].text  # a sentence the model did rephrase
+
+    def answer(body: dict[str, Any], n: int) -> tuple[int, dict[str, str], bytes]:
+        content = echo_statements(body)
+        if n == 1:
+            first, second = content["sections"][0], content["sections"][1]
+            first["sentences"][0] = "The video lasts 999 minutes."
+            (first if len(first["sentences"]) > 1 else second)["sentences"][
+                1 if len(first["sentences"]) > 1 else 0] = kept
+        return 200, {}, completion(content)
+
+    with openai_server(answer) as (url, seen), LlmGateway(_settings(), base_url=url) as gw:
+        done = render_brief(brief, load_prompt("rephrase-v1"), gw)
+    assert len(seen) == 2 and done.attempts == 2 and not done.first_try_ok
+    flat = [s for _, sents in done.sections for s in sents]
+    assert flat[0] == brief.statements[0].text  # rewritten by the retry
+    assert flat[1] == kept  # kept from the first answer
+    assert len(flat) == len(brief.statements)
+    assert seen[0]["seed"] == 0  # the same brief gives the same text
 
 
 def test_a_faithful_answer_passes_with_the_count_fixed_by_the_schema() -> None:

@@ -1,6 +1,6 @@
 """The written analysis by the real local ``llama-server`` and the default local model.
 
-Needs the server built and the model fetched (``make llm``; not part of ``make install``): the
+Needs the server built and the model fetched (``make llm``, part of ``make install``): the
 test skips, saying so, when either is missing. The report of a run of the ``fast`` components
 has a sentence count in the asked range, only numbers that its brief holds, the asked
 language's script, and a second request is answered from the cache: the server's own token

@@ -28,6 +28,7 @@ from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.errors import RenderError, TrendflowError
 from trendflow.metrics import get_metrics
+from trendflow.render import RENDER_FAILED
 from trendflow.render.service import prepare_report, store_report, write_report
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ async def _failed(services: RunServices, run: runs_repo.Run, row: Any, error: Tr
               error={"code": error.code, "message": error.message})
     async with services.db.acquire() as conn:
         await runs_repo.add_run_warning(conn, run_id=run.run_id,
-                                        warning=f"render failed: {error.code}")
+                                        warning=RENDER_FAILED + error.code)
 
 
 def _ms(started: Any, finished: Any) -> int:

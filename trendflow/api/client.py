@@ -23,9 +23,10 @@ import httpx
 import numpy as np
 
 from trendflow.billing.ledger import format_credits
-from trendflow.errors import DownloadFailed, InputError, ServiceUnavailable, TrendflowError
+from trendflow.errors import InputError, ServiceUnavailable, TrendflowError
 from trendflow.forecast.present import TOP_WHATIFS, whatif_text
 from trendflow.progress import RunProgress
+from trendflow.render import RENDER_FAILED
 from trendflow.settings import Settings
 from trendflow.web import studio_url
 
@@ -44,6 +45,9 @@ class AnalysisResult:
     artifacts: str | None
     findings: dict[str, list[str]] = field(default_factory=dict)
     report: list[str] = field(default_factory=list)
+    # How the report was written (GET /api/runs/{id}/report less its sentences), or why the
+    # run has none: {"engine": …, "llm_model": …, "sections": […], …} | {"error": {code, …}}
+    report_info: dict[str, Any] = field(default_factory=dict)
     forecast: dict[str, Any] | None = None  # GET /api/runs/{id}/forecast, when the run has one
     problems: list[str] | None = None  # None: validation not possible from here
     wall_s: float = 0.0
@@ -81,21 +85,6 @@ def _file_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
     with path.open("rb") as fh:
         while chunk := fh.read(size):
             yield chunk
-
-
-def youtube_duration(url: str) -> float:
-    """The video's duration from YouTube's metadata (no download): the API prices with it."""
-    import yt_dlp
-
-    try:
-        with yt_dlp.YoutubeDL({"quiet": True, "no_warnings": True, "skip_download": True}) as y:
-            info = y.extract_info(url, download=False)
-    except yt_dlp.utils.DownloadError as exc:
-        raise DownloadFailed(f"cannot read the metadata of {url}: {exc}") from exc
-    duration = (info or {}).get("duration")
-    if not duration:
-        raise DownloadFailed(f"YouTube reports no duration for {url}")
-    return float(duration)
 
 
 _SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
@@ -166,8 +155,7 @@ def analyze(
                 f"{up['width']}x{up['height']}")
             request["upload_id"] = up["upload_id"]
         elif source.startswith(("http://", "https://")):
-            request["youtube_url"] = source
-            request["duration_s"] = youtube_duration(source)
+            request["youtube_url"] = source  # the API reads its duration and size from YouTube
         else:
             raise InputError(f"{source!r} is neither an existing file nor a YouTube URL")
 
@@ -203,8 +191,7 @@ def analyze(
         if st["status"] == "ok":
             res = _raise_for(http.get(f"/api/runs/{run_id}"), "results")
             result.findings = key_findings(res["components"])
-            rep = _raise_for(http.get(f"/api/runs/{run_id}/report"), "report")
-            result.report = list(rep["sentences"])
+            result.report, result.report_info = _report(http, run_id, res["run"])
             if "popularity_prediction" in res["components"]:
                 result.forecast = _raise_for(http.get(f"/api/runs/{run_id}/forecast"),
                                              "forecast")
@@ -219,6 +206,25 @@ def analyze(
                 result.artifacts = prefix
     result.wall_s = time.monotonic() - started
     return result
+
+
+def _report(http: httpx.Client, run_id: str,
+            run: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """The run's written analysis, and how it was written. A run whose render failed (it ends
+    ``ok`` with the warning ``render failed: <code>``) shows that code instead of asking the
+    API to render again."""
+    failed = [w for w in run.get("warnings") or [] if w.startswith(RENDER_FAILED)]
+    if failed:
+        return [], {"error": {"code": failed[0].removeprefix(RENDER_FAILED).strip(),
+                              "message": "the written analysis failed; the results stand"}}
+    r = http.get(f"/api/runs/{run_id}/report", timeout=None)
+    if r.status_code >= 400:
+        body = r.json()
+        return [], {"error": {"code": body.get("code"), "message": body.get("message")}}
+    rep = r.json()
+    sentences = list(rep.pop("sentences"))
+    rep.pop("text", None)
+    return sentences, rep
 
 
 async def _validate(settings: Settings, prefix: str) -> tuple[str, list[str]]:
@@ -252,10 +258,7 @@ def print_summary(res: AnalysisResult, out: Print = print) -> None:
         out(f"          {fc['display']['likes']}")
         for w in fc["whatifs"][:TOP_WHATIFS]:
             out(f"  what if: {whatif_text(w)}")
-    if res.report:
-        out("report (template):")
-        for sentence in res.report:
-            out(f"  {sentence}")
+    _print_report(res, out)
     if res.problems is None:
         if res.status == "ok":
             out("validation: not run (the result store is not reachable from this machine)")
@@ -267,6 +270,28 @@ def print_summary(res: AnalysisResult, out: Print = print) -> None:
         out("validation: passed (manifest and every NPZ match their schemas)")
     if res.studio_url:
         out(f"Studio: {res.studio_url}")
+
+
+def _print_report(res: AnalysisResult, out: Print) -> None:
+    info = res.report_info
+    if "error" in info:
+        out(f"report: not written: {info['error']['code']}: {info['error']['message']}")
+        return
+    if not res.report:
+        return
+    if info.get("engine") != "llm":
+        out(f"report (template, {len(res.report)} sentences):")
+        for sentence in res.report:
+            out(f"  {sentence}")
+        return
+    cached = ", from the cache" if info.get("cached") else ""
+    out(f"report ({info['llm_model']}, prompt {info['prompt_version']}, {info['locale']}, "
+        f"{len(res.report)} sentences, {len(info.get('recommendations') or [])} "
+        f"recommendations{cached}):")
+    for section in info.get("sections") or []:
+        out(f"  {section['title']}")
+        for sentence in section["sentences"]:
+            out(f"    {sentence}")
 
 
 def demo_clip(path: Path, *, duration_s: float = 8.0, fps: float = 24.0,

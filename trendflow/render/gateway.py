@@ -88,6 +88,8 @@ class LlmGateway:
         }
         if max_tokens:
             body["max_tokens"] = max_tokens
+        if self.settings.seed is not None:
+            body["seed"] = self.settings.seed
         started = time.monotonic()
         attempt = 0
         while True:

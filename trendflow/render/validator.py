@@ -5,7 +5,8 @@ each section holds the sentences of its statements; every number of sentence *i*
 number of statement *i* within its rounding, and every number of statement *i* appears in it;
 every ``[Rn]`` marker names a recommendation of the brief and sits in its statement's sentence;
 the letters are in the asked locale's script (ru: Cyrillic, en: Latin). The complaints are
-plain sentences the retry hands back to the model.
+plain sentences the retry hands back to the model, with the sentences that broke them
+(``Verdict.failed``: the retry rewrites only those).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ _MARKER = re.compile(r"\[(R\d+)\]")
 class Verdict:
     problems: tuple[str, ...]
     ungrounded: int  # numbers that no fact of the brief holds at all
+    # The sentences (1-based) that broke a rule of their own statement; every sentence when the
+    # text as a whole is wrong (its sections, its count or its script).
+    failed: tuple[int, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -69,10 +73,13 @@ def validate(brief: Brief, sections: list[tuple[str, list[str]]]) -> Verdict:
     if len(flat) != len(statements):
         problems.append(f"write exactly {len(statements)} sentences, one per statement, "
                         f"not {len(flat)}")
+    whole = bool(problems)
     all_numbers = {n for st in statements for n in st.numbers}
     recs = {r.id for r in brief.recommendations}
     ungrounded = 0
+    failed: list[int] = []
     for i, (st, sentence) in enumerate(zip(statements, flat, strict=False), start=1):
+        before = len(problems)
         found = numbers_in(sentence)
         for value, decimals in found:
             if not any(_matches(value, decimals, n) for n in st.numbers):
@@ -89,6 +96,8 @@ def validate(brief: Brief, sections: list[tuple[str, list[str]]]) -> Verdict:
                 problems.append(f"sentence {i} names [{m}], which is no recommendation")
         if st.recommendation and st.recommendation not in markers:
             problems.append(f"sentence {i} must keep the marker [{st.recommendation}]")
+        if len(problems) > before:
+            failed.append(i)
     for extra in flat[len(statements):]:
         ungrounded += sum(1 for v, d in numbers_in(extra)
                           if not any(_matches(v, d, n) for n in all_numbers))
@@ -96,7 +105,10 @@ def validate(brief: Brief, sections: list[tuple[str, list[str]]]) -> Verdict:
     if flat and not _script_ok(text, brief.locale):
         language = "Russian (Cyrillic)" if brief.locale == "ru" else "English"
         problems.append(f"write in {language}")
-    return Verdict(tuple(problems), ungrounded)
+        whole = True
+    if whole:
+        failed = list(range(1, len(statements) + 1))
+    return Verdict(tuple(problems), ungrounded, tuple(failed))
 
 
 __all__ = ["Verdict", "numbers_in", "validate"]
