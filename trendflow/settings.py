@@ -295,7 +295,8 @@ class LlmSettings(BaseModel):
     models_dir: Path = Field(default_factory=lambda: user_cache_dir() / "llm" / "models")
     wheels_dir: Path = Field(default_factory=lambda: user_cache_dir() / "llm" / "wheels")
     port: int = Field(default=8091, ge=1, le=65535)
-    context_tokens: int = Field(default=8192, ge=512)
+    # A 60-sentence Russian text is ~3,600 tokens, and its brief as many again.
+    context_tokens: int = Field(default=16384, ge=512)
     threads: int | None = Field(default=None, ge=1)  # None: llama-server's own choice
     startup_timeout_s: float = Field(default=180.0, gt=0)
 

@@ -219,14 +219,15 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from trendflow.api.client import demo_clip
+    from trendflow.api.client import demo_sample
 
     settings = get_settings()
     source = args.input
     if source is None:
         path = settings.data_dir.resolve() / "demo" / "demo_clip.mp4"
-        demo_clip(path)
-        print(f"sample clip: {path} (8 s: four panning scenes cut every 2 s, clicks at 120 BPM)",
+        demo_sample(path)
+        print(f"sample clip: {path} (30 s: a title card, panning scenes cut every 2.5 s, a face, "
+              "a Russian narration, clicks at 120 BPM)",
               file=sys.stderr if args.json else sys.stdout)
         source = str(path)
     sys.stdout.flush()

@@ -98,6 +98,7 @@ def test_an_invalid_text_is_retried_once_with_the_complaints_then_render_invalid
             pytest.raises(RenderInvalid) as err:
         render_brief(brief, load_prompt("rephrase-v1"), gw)
     assert len(seen) == 2
+    assert [m["role"] for m in seen[1]["messages"]] == ["system", "user"]  # lean context
     retry = seen[1]["messages"][-1]["content"]
     assert "sentence 1 has the number 999" in retry
     # Only the broken sentence is asked again, from its own statement.

@@ -1,9 +1,9 @@
 """``trendflow analyze``: one video through the HTTP API, with live progress and a summary.
 
 :func:`analyze` uploads a file (or submits a YouTube URL), prices it, starts the run, prints a
-line whenever the stage or a component changes, then reads the results, the template report and
+line whenever the stage or a component changes, then reads the results, the written report and
 the ledger, and validates the stored run (``validate_run``) when the store is reachable from
-here (the local stack's store is). :func:`demo_clip` writes the sample clip of ``trendflow demo``.
+here (the local stack's store is). :func:`demo_sample` writes the sample clip of ``trendflow demo``.
 """
 
 from __future__ import annotations
@@ -296,16 +296,21 @@ def _print_report(res: AnalysisResult, out: Print) -> None:
 
 def demo_clip(path: Path, *, duration_s: float = 8.0, fps: float = 24.0,
               size: tuple[int, int] = (192, 108), bpm: float = 120.0) -> Path:
-    """The demo's sample: scenes that pan and cut every 2 s over a click track at ``bpm``.
+    """A test sample: scenes that pan and cut every 2 s over a click track at ``bpm``.
 
     Each scene is a differently tinted random texture sliding left at its own speed (motion), a
     hard cut starts the next (shots), and 10 ms 1 kHz clicks sound on every beat (tempo, loudness).
     """
-    from trendflow.media.synth import AUDIO_RATE, write_video
+    from trendflow.media.synth import write_video
 
-    width, height = size
     n = int(round(duration_s * fps))
-    scene_s = 2.0
+    return write_video(path, _panning_scenes(n, fps, size), fps=fps,
+                       audio=_clicks(duration_s, bpm))
+
+
+def _panning_scenes(n: int, fps: float, size: tuple[int, int],
+                    scene_s: float = 2.0) -> Iterator[np.ndarray]:
+    width, height = size
     rng = np.random.default_rng(7)
     speeds = (1, 3, 2, 4)
     tints = np.array([(220, 60, 40), (40, 180, 70), (50, 80, 220), (230, 210, 60)], np.float32)
@@ -316,18 +321,63 @@ def demo_clip(path: Path, *, duration_s: float = 8.0, fps: float = 24.0,
          ).astype(np.uint8).repeat(block, 0).repeat(block, 1)[:height]
         for tint in tints
     ]
+    for i in range(n):
+        k = int(i / fps // scene_s) % len(speeds)
+        x = (i * speeds[k]) % (strips[k].shape[1] - width)
+        yield np.ascontiguousarray(strips[k][:, x:x + width])
 
-    def frames() -> Iterator[np.ndarray]:
-        for i in range(n):
-            k = int(i / fps // scene_s) % len(speeds)
-            x = (i * speeds[k]) % (strips[k].shape[1] - width)
-            yield np.ascontiguousarray(strips[k][:, x:x + width])
+
+def _clicks(duration_s: float, bpm: float, peak: float = 0.8) -> np.ndarray:
+    from trendflow.media.synth import AUDIO_RATE
 
     samples = np.zeros(int(round(duration_s * AUDIO_RATE)), np.float32)
     click_n = int(0.010 * AUDIO_RATE)
     t = np.arange(click_n) / AUDIO_RATE
-    click = (0.8 * np.sin(2 * np.pi * 1000.0 * t) * np.hanning(click_n)).astype(np.float32)
+    click = (peak * np.sin(2 * np.pi * 1000.0 * t) * np.hanning(click_n)).astype(np.float32)
     for beat in np.arange(0.0, duration_s - 0.02, 60.0 / bpm):
         start = int(round(beat * AUDIO_RATE))
         samples[start:start + click_n] += click
-    return write_video(path, frames(), fps=fps, audio=samples)
+    return samples
+
+
+DEMO_NARRATION = ("Привет! Сегодня я покажу, как снять короткое видео за один вечер. "
+                  "Сначала выберите тему и напишите план. Потом снимайте короткими планами.")
+
+
+def demo_sample(path: Path, *, duration_s: float = 30.0, fps: float = 24.0,
+                size: tuple[int, int] = (384, 216)) -> Path:
+    """The sample of ``trendflow demo``: something for every component of the ``full`` and
+    ``prediction`` profiles to find. A title card with on-screen text (0–3 s), panning scenes
+    cut every 2.5 s, a real face (the astronaut of ``skimage.data``, 15–21 s), a Russian
+    narration by espeak-ng from 3 s, and clicks at 120 BPM under everything."""
+    import cv2
+    from skimage import data
+
+    from trendflow.media.synth import AUDIO_RATE, spoken, write_video
+
+    width, height = size
+    n = int(round(duration_s * fps))
+    face = cv2.resize(data.astronaut(), (height, height), interpolation=cv2.INTER_AREA)
+    scenes = _panning_scenes(n, fps, size, scene_s=2.5)
+
+    def frames() -> Iterator[np.ndarray]:
+        for i, frame in enumerate(scenes):
+            t = i / fps
+            if t < 3.0:
+                frame = frame.copy()
+                cv2.rectangle(frame, (0, height // 3), (width, 2 * height // 3), (255, 255, 255),
+                              -1)
+                cv2.putText(frame, "TRENDFLOW DEMO", (width // 12, height // 2 + 12),
+                            cv2.FONT_HERSHEY_SIMPLEX, 1.1, (0, 0, 0), 3, cv2.LINE_AA)
+            elif 15.0 <= t < 21.0:
+                frame = frame.copy()
+                x = (width - height) // 2 + int(10 * np.sin(t))  # a slow sway: some motion
+                frame[:, x:x + height] = face
+            yield frame
+
+    audio = _clicks(duration_s, 120.0, peak=0.25)
+    voice = spoken(DEMO_NARRATION, voice="ru")
+    start = int(3.0 * AUDIO_RATE)
+    voice = voice[:len(audio) - start]
+    audio[start:start + len(voice)] += 0.8 * voice
+    return write_video(path, frames(), fps=fps, audio=np.clip(audio, -1.0, 1.0))

@@ -385,6 +385,30 @@ def espeak_binary() -> str:
     return exe
 
 
+def spoken(text: str, *, voice: str = "en-us", words_per_minute: int = 140) -> np.ndarray:
+    """``text`` spoken by espeak-ng in ``voice`` (e.g. ``en-us``, ``ru``): mono float32 samples
+    at :data:`AUDIO_RATE`."""
+    exe = espeak_binary()
+    with tempfile.TemporaryDirectory(prefix="trendflow-speech-") as tmp:
+        wav = Path(tmp) / "speech.wav"
+        subprocess.run(
+            [exe, "-v", voice, "-s", str(words_per_minute), "-w", str(wav), text],
+            check=True, capture_output=True, timeout=60,
+        )
+        with wave.open(str(wav)) as w:
+            rate = w.getframerate()
+            pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+            if w.getnchannels() > 1:
+                pcm = pcm.reshape(-1, w.getnchannels())[:, 0]
+    samples = pcm.astype(np.float32) / 32768.0
+    if rate != AUDIO_RATE:
+        from scipy.signal import resample_poly
+
+        g = np.gcd(rate, AUDIO_RATE)
+        samples = resample_poly(samples, AUDIO_RATE // g, rate // g).astype(np.float32)
+    return samples
+
+
 def speech(
     path: Path,
     words: Sequence[str] = ("hello", "creators", "welcome", "to", "the", "channel"),
@@ -393,24 +417,7 @@ def speech(
     pad_s: float = 1.0,
 ) -> Clip:
     """``words`` spoken by espeak-ng (English), padded to at least 5 s, over a still picture."""
-    exe = espeak_binary()
-    with tempfile.TemporaryDirectory(prefix="trendflow-speech-") as tmp:
-        wav = Path(tmp) / "speech.wav"
-        subprocess.run(
-            [exe, "-v", "en-us", "-s", "140", "-w", str(wav), " ".join(words)],
-            check=True, capture_output=True, timeout=60,
-        )
-        with wave.open(str(wav)) as w:
-            rate = w.getframerate()
-            pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)
-            if w.getnchannels() > 1:
-                pcm = pcm.reshape(-1, w.getnchannels())[:, 0]
-    voice = pcm.astype(np.float32) / 32768.0
-    if rate != AUDIO_RATE:
-        from scipy.signal import resample_poly
-
-        g = np.gcd(rate, AUDIO_RATE)
-        voice = resample_poly(voice, AUDIO_RATE // g, rate // g).astype(np.float32)
+    voice = spoken(" ".join(words))
     pad = np.zeros(round(pad_s * AUDIO_RATE), np.float32)
     samples = np.concatenate([pad, voice, pad])
     duration = max(5.5, len(samples) / AUDIO_RATE)

@@ -111,8 +111,10 @@ def render_brief(brief: Brief, prompt: Prompt, gateway: LlmGateway) -> Rendered:
     if len(flat) != len(brief.statements):
         flat = [""] * len(brief.statements)
     failed = verdict.failed
-    messages += [
-        {"role": "assistant", "content": _dump(answer.content)},
+    # The retry needs the rules, the complaints and the statements to rewrite, not the whole
+    # first answer: a 60-sentence answer would fill a small model's context a second time.
+    messages = [
+        messages[0],
         {"role": "user", "content": prompt.retry.format(
             language=language, problems="\n".join(f"- {p}" for p in verdict.problems[:20]),
             # a JSON list, not numbered lines: the model copies a line's number into its answer
