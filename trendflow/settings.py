@@ -163,6 +163,14 @@ class RuntimeSettings(BaseModel):
     scheduler_resources: dict[str, float] = Field(default_factory=dict)
     cpu_workers: int = Field(default=2, ge=1)
     cpu_worker_cpus: float = Field(default=1.0, ge=0)
+    # Warm the worker pools when the scheduler starts, before it reports ready (and so before
+    # `trendflow up` does): every worker a run can need is created and each imports and
+    # initialises its components once (librosa's numba JIT above all), so the first run after
+    # `up` runs as fast as the next and its ETA holds (trendflow.actors.pools.Pools.warm).
+    # Off: workers start cold and set up on their first run (a baseline for benchmarks; tests).
+    warm_workers: bool = True
+    # How long warming may take (a cold numba cache compiles for tens of seconds).
+    warm_timeout_s: float = Field(default=600.0, gt=0)
     # OS niceness of the component workers and of the local stack's Triton server (and its model
     # processes), so that the API replicas, the scheduler and PostgreSQL win the cores while a
     # run analyses; idle cores still go to the workers (docs/performance.md). Works unprivileged:

@@ -18,11 +18,14 @@ every piece it starts, on loopback only:
    ``api.ray_metrics_port``; 0 = a free loopback port), so two stacks — or a stack and another
    Ray on the machine — never clash; ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` keeps it on
    127.0.0.1; Ray's token auth stays on;
-5. the scheduler actor and 6. the Serve app on ``127.0.0.1:<api.port>``: with direct ingress
-   (``api.serve_direct_ingress``, the default) the API replica itself listens there and Serve's
-   proxy on ``api.serve_proxy_port`` (a free loopback port unless set); without it, the proxy
-   listens on ``api.port``. Serve's mode reaches its processes as ``RAY_SERVE_*`` variables set
-   before Ray starts (:func:`trendflow.api.serving.serve_environment`).
+5. the scheduler actor, its worker pools started and warmed before ``up`` reports ready (each
+   worker a run can need exists and has initialised its components: the first run is not a
+   cold one; ``runtime.warm_workers``, recorded as ``scheduler.warm``), and 6. the Serve app
+   on ``127.0.0.1:<api.port>``: with direct ingress (``api.serve_direct_ingress``, the
+   default) the API replica itself listens there and Serve's proxy on ``api.serve_proxy_port``
+   (a free loopback port unless set); without it, the proxy listens on ``api.port``. Serve's
+   mode reaches its processes as ``RAY_SERVE_*`` variables set before Ray starts
+   (:func:`trendflow.api.serving.serve_environment`).
 
 It records what it started (PIDs, ports, URLs) in ``<data_dir>/stack/state.json`` (mode 0600,
 it holds the local admin token) and, on ``SIGTERM`` (``trendflow down``), stops exactly those
@@ -494,12 +497,18 @@ class _Supervisor:
                         self.state.ray_processes[str(p.pid)] = p.create_time()
 
     def start_scheduler(self) -> None:
+        import ray
+
         from trendflow.actors.scheduler import start_scheduler
 
-        self._scheduler = start_scheduler(self.settings)
         rt = self.settings.runtime
-        self.state.scheduler = {"name": rt.scheduler_name, "namespace": rt.namespace}
-        self.log(f"scheduler: {rt.namespace}/{rt.scheduler_name}")
+        if rt.warm_workers:
+            self.log("scheduler: starting and warming its worker pools")
+        self._scheduler = start_scheduler(self.settings)
+        warm = ray.get(self._scheduler.describe.remote(), timeout=60)["warm"]
+        self.state.scheduler = {"name": rt.scheduler_name, "namespace": rt.namespace,
+                                "warm": warm}
+        self.log(f"scheduler: {rt.namespace}/{rt.scheduler_name}, {_warm_detail(warm)}")
 
     def start_serve(self) -> None:
         from ray import serve
@@ -947,7 +956,8 @@ def status(settings: Settings) -> tuple[bool, list[tuple[str, str, str]]]:
     checks = health.get("checks", {})
     sched = checks.get("scheduler", {})
     rows.append(("scheduler", "up" if sched.get("ok") else "down",
-                 f"{state.scheduler.get('namespace')}/{state.scheduler.get('name')}"))
+                 f"{state.scheduler.get('namespace')}/{state.scheduler.get('name')}, "
+                 + _warm_detail(state.scheduler.get("warm"))))
     rows.append(("api", _http_state(state.api_url and state.api_url + "/health/live"),
                  f"{state.api_url} (docs {state.docs_url})"))
     for i, url in enumerate(state.replica_urls[1:], start=1):
@@ -957,6 +967,13 @@ def status(settings: Settings) -> tuple[bool, list[tuple[str, str, str]]]:
                      state.proxy_url))
     ok = all(r[1] in ("up", "ok", "skipped", "external", "local", "s3") for r in rows)
     return ok, rows
+
+
+def _warm_detail(warm: dict[str, Any] | None) -> str:
+    """The scheduler's warming, for a person (``Pools.warm``'s report)."""
+    if warm is None or warm.get("state") == "off":
+        return "workers cold (runtime.warm_workers off: each sets up on its first run)"
+    return f"workers warm ({len(warm['workers'])} actors warmed in {warm['seconds']:g} s)"
 
 
 def _server_row(piece: str, recorded: dict[str, Any], module: Any) -> tuple[str, str, str]:

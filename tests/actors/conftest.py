@@ -112,6 +112,10 @@ def runtime_settings(tmp: Path, db_url: str, **runtime: Any) -> Settings:
         "planning_cpus": 64.0,
         "retry_backoff_s": 0.2,
         "chunks_in_flight": 2,
+        # Workers set up on their first run, as before warming existed: every test's scheduler
+        # would otherwise start and warm a worker per model-backed component of the seeded
+        # profiles. test_warm.py turns it on.
+        "warm_workers": False,
         **runtime,
     }
     return Settings(

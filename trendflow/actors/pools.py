@@ -1,8 +1,12 @@
 """The scheduler's actor pools: Segmenters, CPU component workers, one worker per model-backed
 component.
 
-Created by the scheduler when it starts (:meth:`Pools.start`); a model-backed component's worker
-is created the first time a run needs it (:meth:`Pools.prepare`), sized from the
+Created by the scheduler when it starts (:meth:`Pools.start`) and warmed before it reports
+ready (:meth:`Pools.warm`, ``runtime.warm_workers``): every worker a run can need exists and has
+initialised its components once, so the first run after ``trendflow up`` is not slower than
+the next. A model-backed component's worker is created by that warming (for the components of
+the profiles in the database, when models are served), else the first time a run needs it
+(:meth:`Pools.prepare`), sized from the
 ``component_resource_requirements`` table — the one source of component resources, which the
 planner reads too (seeded from each class's ``RESOURCES``; operators change it through
 ``/api/admin/resources``). With GPUs, that worker asks Ray for its share of one GPU's memory
@@ -11,17 +15,21 @@ planner reads too (seeded from each class's ``RESOURCES``; operators change it t
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 
+from trendflow.actors.calls import await_ref
 from trendflow.actors.segmenter import SegmenterActor, segmenter_options
 from trendflow.actors.workers import ComponentWorker, gpu_fraction, worker_options
 from trendflow.db.repositories import catalog
-from trendflow.errors import ConfigError
+from trendflow.errors import ConfigError, ServiceUnavailable
 from trendflow.pipeline.components.base import Component
+from trendflow.pipeline.components.registry import get_component
 from trendflow.settings import Settings
 
 
@@ -109,7 +117,7 @@ class Pools:
         rt = self.settings.runtime
         reqs = await catalog.get_resource_requirements(conn, component_names=missing)
         for component in missing:
-            name = f"trendflow-gpu-{component}-{self.tag}"
+            name = self._gpu_name(component)
             if self.gpu_total_mb:
                 options = worker_options(
                     cpus=float(reqs[component].cpu_cores_per_task),
@@ -127,6 +135,57 @@ class Pools:
                 .remote(device, self.settings.triton, rt)
             )
             self.names["gpu"].append(name)
+
+    def _gpu_name(self, component: str) -> str:
+        return f"trendflow-gpu-{component}-{self.tag}"
+
+    async def warm(self, conn: Any) -> dict[str, Any]:
+        """Start every worker a run can need and initialise it once, before any run.
+
+        "What a run can need" = the components enabled in some profile of the database: the
+        CPU workers load each CPU component and run its :meth:`~Component.warm_up` (imports,
+        librosa's numba JIT), and — when models are served (``triton.enabled``) — each
+        model-backed component gets its worker now (the one :meth:`prepare` would create for
+        its first run, no more) and loads its class there. The Segmenters are waited for.
+
+        Returns ``{"state": "warm", "seconds", "workers": {actor name: {component: s}}}``. A
+        worker that fails or does not finish within ``runtime.warm_timeout_s`` is reported
+        (:class:`ServiceUnavailable` naming each actor and its error), never skipped.
+        """
+        started = time.perf_counter()
+        classes = [get_component(n) for n in await catalog.profiled_components(conn)]
+        if self.settings.triton.enabled:
+            await self.prepare(conn, classes)
+        cpu_components = [c.NAME for c in classes if not c.USES_MODEL_SERVER]
+        calls: dict[str, Any] = {}
+        for name, segmenter in zip(self.names["segmenter"], self.segmenters, strict=True):
+            calls[name] = segmenter.pid.remote()
+        for name, worker in zip(self.names["cpu"], self.cpu, strict=True):
+            calls[name] = worker.warm.remote(cpu_components)
+        for component, worker in self.gpu.items():
+            calls[self._gpu_name(component)] = worker.warm.remote([component])
+        timeout = self.settings.runtime.warm_timeout_s
+        results = await asyncio.gather(*(await_ref(ref, timeout) for ref in calls.values()),
+                                       return_exceptions=True)
+        failed = {}
+        for name, result in zip(calls, results, strict=True):
+            if isinstance(result, TimeoutError):
+                failed[name] = f"did not warm within {timeout:g} s (runtime.warm_timeout_s)"
+            elif isinstance(result, BaseException):
+                cause = getattr(result, "cause", None) or result  # a RayTaskError's own error
+                failed[name] = f"{type(cause).__name__}: {cause}"
+        if failed:
+            raise ServiceUnavailable(
+                "worker actors failed to warm: "
+                + "; ".join(f"{name}: {why}" for name, why in failed.items()),
+                workers=failed,
+            )
+        return {
+            "state": "warm",
+            "seconds": round(time.perf_counter() - started, 2),
+            "workers": {name: result for name, result in zip(calls, results, strict=True)
+                        if isinstance(result, dict)},
+        }
 
     def worker_for(self, cls: type[Component]) -> Any:
         """The actor that runs ``cls``'s tasks: its own (model-backed, after :meth:`prepare`)

@@ -4,6 +4,9 @@ One named, detached actor per cluster (``runtime.scheduler_name`` in ``runtime.n
 restarted by Ray when its process dies (``max_restarts``). Its loop runs on its own event-loop
 thread, started in ``__init__``, so a restarted scheduler resumes by itself:
 
+0. **Warming** — before it reports ready, the worker pools are started and warmed
+   (:meth:`~trendflow.actors.pools.Pools.warm`, ``runtime.warm_workers``): every worker a run
+   can need exists and has initialised its components, so the first run is not a cold one.
 1. **Recovery** — runs left ``running`` by an earlier incarnation go back to ``queued``
    (``requeue_interrupted``); when claimed again, components already ``ok``/``empty`` in the
    run's manifest are not recomputed.
@@ -86,6 +89,8 @@ class Scheduler:
         self._thread.start()
         self._segment_starts: dict[str, float] = {}
         self._pools: Pools | None = None  # set by the loop once it has started the actors
+        # What warming the pools did (Pools.warm), or {"state": "off"}; None while starting.
+        self._warm: dict[str, Any] | None = None
         # Opened by the loop (_serve) before it takes any run; used only after that.
         self._db: Database
         self._services: RunServices
@@ -96,7 +101,8 @@ class Scheduler:
     # -- public actor methods (called through Ray from any thread) ------------------------------
 
     def ready(self, timeout_s: float = 120.0) -> dict[str, Any]:
-        """Block until the loop has opened the database and started its actors."""
+        """Block until the loop has opened the database, started its actors and warmed them
+        (``runtime.warm_workers``); a worker that failed to warm raises here."""
         if not self._started.wait(timeout_s):
             raise TimeoutExceeded(f"scheduler did not start within {timeout_s} s")
         if self._start_error is not None:
@@ -104,11 +110,12 @@ class Scheduler:
         return self.describe()
 
     def describe(self) -> dict[str, Any]:
-        """Incarnation, worker actor names, active runs (for operators and tests)."""
+        """Incarnation, worker actor names, warming, active runs (for operators and tests)."""
         return {
             "incarnation": self._incarnation,
             "worker_id": self._worker_id,
             "actors": {} if self._pools is None else dict(self._pools.names),
+            "warm": self._warm,
             "active_runs": sorted(self._active),
         }
 
@@ -142,6 +149,11 @@ class Scheduler:
                                          settings=self._settings,
                                          segment_starts=self._segment_starts)
             async with self._db.acquire() as conn:
+                if self._rt.warm_workers:
+                    self._warm = await self._pools.warm(conn)
+                    log.info("worker pools warm in %.1f s", self._warm["seconds"])
+                else:
+                    self._warm = {"state": "off"}
                 requeued = await runs_repo.requeue_interrupted(conn)
             if requeued:
                 log.info("requeued %d interrupted runs", requeued)
@@ -359,11 +371,13 @@ def scheduler_options(rt: RuntimeSettings) -> dict[str, Any]:
 
 
 def start_scheduler(settings: Settings, *, timeout_s: float = 120.0) -> Any:
-    """Create (or find) the scheduler actor and wait until it is serving; returns its handle."""
+    """Create (or find) the scheduler actor and wait until it is serving (its pools warm,
+    unless ``runtime.warm_workers`` is off: ``timeout_s`` plus ``runtime.warm_timeout_s``);
+    returns its handle."""
+    rt = settings.runtime
+    timeout_s += rt.warm_timeout_s if rt.warm_workers else 0.0
     # Any: Ray's typed handle shows actor methods as plain methods (no ``.remote``).
-    handle: Any = (
-        ray.remote(Scheduler).options(**scheduler_options(settings.runtime)).remote(settings)
-    )
+    handle: Any = ray.remote(Scheduler).options(**scheduler_options(rt)).remote(settings)
     ray.get(handle.ready.remote(timeout_s), timeout=timeout_s + 10)
     return handle
 

@@ -181,6 +181,17 @@ class ComponentWorker:
         finally:
             self._forget(spec.key)
 
+    def warm(self, components: list[str]) -> dict[str, float]:
+        """Load each component's class and run its one-time :meth:`~Component.warm_up` in this
+        process (before any run: :meth:`trendflow.actors.pools.Pools.warm`); seconds per
+        component. An error propagates to the caller, which reports it."""
+        seconds = {}
+        for name in components:
+            started = time.perf_counter()
+            get_component(name).warm_up()
+            seconds[name] = round(time.perf_counter() - started, 3)
+        return seconds
+
     def release(self, run_id: str) -> int:
         """Drop every instance of ``run_id`` (a cancelled or failed run); returns how many."""
         keys = [k for k in self._instances if k[0] == run_id]

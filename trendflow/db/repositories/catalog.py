@@ -109,6 +109,16 @@ async def widest_profile_cpus(conn: asyncpg.Connection) -> float | None:
     return None if value is None else float(value)
 
 
+async def profiled_components(conn: asyncpg.Connection) -> list[str]:
+    """Every component enabled in some profile (ours and users'), by name: what a run can need
+    (the scheduler's pools warm these workers when they start)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT component_name FROM profile_components WHERE enabled "
+        "ORDER BY component_name"
+    )
+    return [str(r["component_name"]) for r in rows]
+
+
 async def get_pricing(
     conn: asyncpg.Connection, *, component_names: Iterable[str] | None = None
 ) -> dict[str, ComponentPrice]:

@@ -12,6 +12,10 @@ life in a worker:
    — partial results must not depend on instance state written by another ``map``;
 4. :meth:`Component.reduce` once with the partials in chunk order → a :class:`ComponentResult`.
 
+Before any run, a worker process may call the classmethod :meth:`Component.warm_up` once: the
+one-time, per-process work the first ``setup``/``map`` would otherwise pay (loading the class
+imports its module; ``warm_up`` adds what importing does not, such as JIT compilation).
+
 Components never import ``ray``, ``asyncpg`` or ``aioboto3``: the runners wrap them.
 """
 
@@ -161,6 +165,14 @@ class Component(ABC):
     @abstractmethod
     def outputs(cls) -> dict[str, ArraySpec]:
         """Every NPZ key of an ``ok`` result (reserved keys included for frame-based ones)."""
+
+    @classmethod  # noqa: B027 - a hook that has nothing to do by default, not abstract
+    def warm_up(cls) -> None:
+        """One-time initialisation of this component in a worker process, before its first run
+        (``trendflow.actors.pools.Pools.warm``): what the first ``setup``/``map`` of a process
+        pays and the next do not. Loading the class has imported its module already; the
+        default has nothing more to do. Errors propagate: a worker that cannot warm is reported.
+        """
 
     def setup(self, ctx: ComponentContext) -> None:
         """Prepare inside the worker. Frame-based components must receive their indices."""
