@@ -20,7 +20,6 @@ from tests.api.test_routes import upload
 from tests.fixtures.api import ApiHarness
 from tests.fixtures.media import MediaLibrary
 from trendflow.api.deletion import RunRef, plan_deletion
-from trendflow.billing.ledger import settle_run
 from trendflow.contracts.identity import RunIdentity
 from trendflow.contracts.keys import (
     frames_prefix,
@@ -36,6 +35,7 @@ from trendflow.db.rebuild import rebuild_index, restore_manifest
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.pipeline.runner import run_local
 from trendflow.pipeline.segmenter import UploadSource
+from trendflow.runs import end_run
 from trendflow.runs.sources import meta_from_json
 from trendflow.storage.local import LocalStore
 
@@ -64,10 +64,11 @@ async def request_run(api: ApiHarness, who: str, clip: Path, **extra: Any) -> di
 
 
 async def execute(api: ApiHarness, run_id: str, workdir: Path) -> None:
-    """Finish a queued run the way the runtime does: files, then index rows, then settlement."""
+    """Finish a queued run the way the runtime does: claimed, files, then index rows, then the
+    ending with its settlement."""
     rid = uuid.UUID(run_id)
     async with api.ctx.db.acquire() as conn:
-        run = await runs_repo.get_run(conn, run_id=rid)
+        run = await runs_repo.set_run_status(conn, run_id=rid, status="running")
     identity = RunIdentity(
         platform_id=run.platform_id,  # type: ignore[arg-type]
         video_id=run.video_id, run_id=run_id, config_hash=run.config_hash,
@@ -82,7 +83,7 @@ async def execute(api: ApiHarness, run_id: str, workdir: Path) -> None:
     assert manifest.run.status == "ok", manifest.run.error
     async with api.ctx.db.acquire() as conn, conn.transaction():
         await restore_manifest(conn, manifest)
-        await settle_run(conn, run_id=rid)
+        await end_run(conn, run_id=rid, status="ok")
 
 
 async def analysed(api: ApiHarness, who: str, clip: Path, workdir: Path,

@@ -17,13 +17,14 @@ from trendflow.contracts.manifest import (
     ComponentRecord,
     ErrorInfo,
     Manifest,
+    RunError,
     VideoSection,
     load_manifest,
     manifest_json_schema,
     save_manifest,
 )
 from trendflow.contracts.profile import ModelRef, model_signature
-from trendflow.errors import ContractViolation
+from trendflow.errors import ContractViolation, ExecutionLost
 from trendflow.pipeline.types import PreprocessingStep, VideoInfo
 from trendflow.storage.local import LocalStore
 
@@ -147,6 +148,34 @@ def test_the_json_schema_accepts_real_manifests_and_rejects_broken_ones(
     errors = {".".join(map(str, e.absolute_path)) for e in validator.iter_errors(doc)}
     assert {"components.faces.status", "run.run_id"} <= errors
     assert "components.faces.artifacts.0.sha256" in errors
+
+
+def test_a_manifest_carries_what_the_index_holds_of_the_run(identity: RunIdentity) -> None:
+    """The pinned profile, the source and the run error's details travel in the manifest (a
+    rebuilt index has them); manifests written before those fields still load."""
+    profile = {"components": [{"name": "motion"}], "sampling": {"fps": 2.0}}
+    source = {"kind": "youtube", "url": "https://www.youtube.com/watch?v=dQw4w9WgXcQ"}
+    manifest = Manifest.new(
+        identity, components={}, profile_id="fast", profile_config=profile, source=source,
+        created_at=CREATED,
+    )
+    manifest.run.status, manifest.run.finished_at = "error", CREATED
+    lost = ExecutionLost("gone", run_id=identity.run_id, attempts=3, where=("a", Path("b")))
+    manifest.run.error = RunError.of(lost)
+    back = Manifest.from_json_bytes(manifest.to_json_bytes())
+    assert (back.run.profile_config, back.run.source) == (profile, source)
+    assert back.run.error is not None
+    # Exactly the runs.error JSON (TrendflowError.to_dict, through the JSON codec).
+    row = json.loads(json.dumps(lost.to_dict(), default=str))
+    assert back.run.error.model_dump(mode="json") == row
+    assert RunError.from_row(row) == back.run.error
+
+    old = json.loads(manifest.to_json_bytes())
+    del old["run"]["profile_config"], old["run"]["source"], old["run"]["error"]["details"]
+    older = Manifest.from_json_bytes(json.dumps(old).encode())
+    assert (older.run.profile_config, older.run.source) == (None, None)
+    assert older.run.error is not None and older.run.error.details == {}
+    jsonschema.Draft202012Validator(manifest_json_schema()).validate(old)
 
 
 @pytest.mark.parametrize(

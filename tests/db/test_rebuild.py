@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import numpy as np
@@ -24,7 +25,9 @@ from trendflow.contracts.manifest import (
     ComponentRecord,
     ErrorInfo,
     Manifest,
+    RunError,
     VideoSection,
+    load_manifest,
     save_manifest,
 )
 from trendflow.contracts.profile import ModelRef
@@ -34,25 +37,32 @@ from trendflow.db.repositories import components as comp_repo
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.db.repositories import users as users_repo
 from trendflow.db.repositories import videos as videos_repo
+from trendflow.errors import ComponentError
+from trendflow.pipeline.execution import ABORTED
+from trendflow.pipeline.types import VideoMeta
+from trendflow.runs.sources import upload_source, video_title, youtube_source
 from trendflow.storage.base import ResultStore
 from trendflow.storage.local import LocalStore
 from trendflow.storage.s3 import S3Store
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
-# What a manifest carries; the other columns (a run's idempotency key, a video's title, …) are
-# not in the files and are not restored.
+# What a manifest carries (DESIGN.md §3), so a rebuild into an empty index restores it. Not in
+# the files, so not restored there: a run's idempotency key, callback, worker, attempts, heartbeat
+# and reuse, a video's description and metadata, the index's own updated_at / artifact
+# created_at (the time of the restore), rows the manifests do not list (the render row).
 SNAPSHOT = {
-    "videos": "platform_id, video_id, duration_s, fps, width, height, has_audio, source, "
-    "preprocessing",
+    "videos": "platform_id, video_id, title, duration_s, fps, width, height, has_audio, source, "
+    "preprocessing, created_at",
     "runs": "run_id, platform_id, video_id, user_id, profile_id, config_hash, "
-    "sampling_policy_version, dataprocessor_version, model_signature, model_mapping, status, "
-    "error, warnings, created_at, started_at, finished_at",
+    "sampling_policy_version, dataprocessor_version, model_signature, model_mapping, "
+    "profile_config, source, status, stage, error, warnings, created_at, started_at, finished_at",
     "run_components": "run_id, component_name, status, required, schema_version, "
     "producer_version, model, started_at, finished_at, duration_ms, device_used, error, "
     "empty_reason, notes, peak_ram_mb, gpu_memory_mb",
     "artifacts": "key, run_id, component_name, size_bytes, sha256",
 }
+INDEX = tuple(SNAPSHOT)
 
 
 async def _snapshot(conn: asyncpg.Connection) -> dict[str, list[asyncpg.Record]]:
@@ -60,6 +70,16 @@ async def _snapshot(conn: asyncpg.Connection) -> dict[str, list[asyncpg.Record]]
         table: await conn.fetch(f"SELECT {cols} FROM {table} ORDER BY 1, 2")
         for table, cols in SNAPSHOT.items()
     }
+
+
+async def _rows(conn: asyncpg.Connection) -> dict[str, list[asyncpg.Record]]:
+    """Every column of every index row (updated_at included), plus users and the ledger."""
+    tables = (*INDEX, "users", "billing_ledger")
+    return {t: await conn.fetch(f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}
+
+
+PROFILE = {"components": [{"name": "motion", "params": {}, "required": True}],
+           "sampling": {"fps": 2.0, "height": 320, "version": "tl12-h320-v1"}}
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -79,6 +99,12 @@ def _npz(values: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _source(platform_id: str, video_id: str) -> dict[str, Any]:
+    if platform_id == "upload":
+        return upload_source(f"upload_content/{'ab' * 32}", VideoMeta(title="secret title"))
+    return youtube_source(f"https://www.youtube.com/watch?v={video_id}")
+
+
 async def _write_run(
     conn: asyncpg.Connection,
     store: ResultStore,
@@ -87,11 +113,14 @@ async def _write_run(
     user_id: uuid.UUID | None,
     status: str,
     offset_min: int,
-) -> None:
-    """Do what the pipeline does: NPZ + manifest into the store, the same facts into the index."""
+    platform_id: str = "youtube",
+) -> str:
+    """Do what the services do: NPZ + manifest into the store, the same facts into the index
+    (the row written at enqueue, the probe facts once probed, the ending's status and error)."""
     run_id = str(uuid.uuid4())
+    source = _source(platform_id, video_id)
     identity = RunIdentity(
-        platform_id="youtube",
+        platform_id=platform_id,  # type: ignore[arg-type]
         video_id=video_id,
         run_id=run_id,
         config_hash=hashlib.sha256(b"fast").hexdigest(),
@@ -104,7 +133,7 @@ async def _write_run(
     comps: dict[str, ComponentRecord] = {}
     for i, name in enumerate(("motion", "color_stats")):
         info = await store.put_bytes(
-            artifact_key("youtube", video_id, run_id, name), _npz(np.arange(10 + i))
+            artifact_key(platform_id, video_id, run_id, name), _npz(np.arange(10 + i))
         )
         comps[name] = ComponentRecord(
             status="ok",
@@ -119,7 +148,7 @@ async def _write_run(
             artifacts=[ArtifactRecord.from_info(info)],
         )
     empty = await store.put_bytes(
-        artifact_key("youtube", video_id, run_id, "faces"), _npz(np.zeros(0))
+        artifact_key(platform_id, video_id, run_id, "faces"), _npz(np.zeros(0))
     )
     comps["faces"] = ComponentRecord(
         status="empty",
@@ -149,6 +178,8 @@ async def _write_run(
         model_mapping=mapping,
         profile_id="fast",
         user_id=None if user_id is None else str(user_id),
+        profile_config=PROFILE,
+        source=source,
         created_at=created,
     )
     manifest.video = VideoSection(
@@ -160,33 +191,33 @@ async def _write_run(
         video_codec="h264",
         audio_codec="aac",
         container="mp4",
-        source="youtube",
+        source="upload" if platform_id == "upload" else "youtube",
     )
     manifest.run.status = status  # type: ignore[assignment]
     manifest.run.started_at, manifest.run.finished_at = started, finished
     manifest.run.warnings = ["optional component ocr_text skipped"]
     if status == "error":
-        manifest.run.error = ErrorInfo(code="component_failed", message="loudness failed")
+        manifest.run.error = RunError.of(
+            ComponentError("loudness failed", component="loudness", attempts=2))
     await save_manifest(store, manifest)
 
     # The index as the services keep it.
     await videos_repo.upsert_video(
         conn,
-        platform_id="youtube",
+        platform_id=platform_id,
         video_id=video_id,
-        title="secret title",
-        duration_s=61.5,
-        fps=30.0,
-        width=1280,
-        height=720,
-        has_audio=True,
-        source={"kind": "youtube"},
-        preprocessing=[],
+        title=video_title(source),
+        source=source,
+        created_at=created,
+    )
+    await videos_repo.upsert_video(
+        conn, platform_id=platform_id, video_id=video_id,
+        **videos_repo.probe_columns(manifest.video),
     )
     await runs_repo.create_run(
         conn,
         run_id=uuid.UUID(run_id),
-        platform_id="youtube",
+        platform_id=platform_id,
         video_id=video_id,
         user_id=user_id,
         profile_id="fast",
@@ -195,8 +226,11 @@ async def _write_run(
         dataprocessor_version=identity.dataprocessor_version,
         model_signature=manifest.run.model_signature,
         model_mapping={k: v.ref for k, v in mapping.items()},
+        profile_config=PROFILE,
+        source=source,
         status=status,  # type: ignore[arg-type]
-        error=None if manifest.run.error is None else manifest.run.error.model_dump(),
+        stage=status,
+        error=None if manifest.run.error is None else manifest.run.error.model_dump(mode="json"),
         warnings=list(manifest.run.warnings),
         idempotency_key=f"k-{run_id}",
         created_at=created,
@@ -232,6 +266,7 @@ async def _write_run(
                 size_bytes=art.size,
                 sha256=art.sha256,
             )
+    return run_id
 
 
 async def _populate(conn: asyncpg.Connection, store: ResultStore) -> uuid.UUID:
@@ -242,8 +277,12 @@ async def _populate(conn: asyncpg.Connection, store: ResultStore) -> uuid.UUID:
     await _write_run(
         conn, store, video_id="aaaaaaaaaaa", user_id=user.user_id, status="error", offset_min=1
     )
-    await _write_run(conn, store, video_id="bbbbbbbbbbb", user_id=None, status="ok", offset_min=2)
+    await _write_run(conn, store, video_id=UPLOAD, user_id=None, status="ok", offset_min=2,
+                     platform_id="upload")
     return user.user_id
+
+
+UPLOAD = "up-0123456789abcdef"
 
 
 async def test_rebuild_restores_the_index_row_for_row(db: Database, store: ResultStore) -> None:
@@ -256,8 +295,11 @@ async def test_rebuild_restores_the_index_row_for_row(db: Database, store: Resul
         assert report.ok and (report.runs, report.components, report.artifacts) == (3, 10, 9)
         assert report.runs_without_known_user == []
         assert await _snapshot(conn) == before
+        video = await conn.fetchrow("SELECT title, source FROM videos WHERE video_id = $1", UPLOAD)
+        assert video["title"] == "secret title" and video["source"]["kind"] == "upload"
+        rebuilt = await _rows(conn)
         again = await rebuild_index(conn, store)  # rebuilding a complete index changes nothing
-        assert again.ok and await _snapshot(conn) == before
+        assert again.ok and again.rows_written == 0 and await _rows(conn) == rebuilt
 
 
 async def test_rebuild_reports_bad_manifests_and_unknown_users(
@@ -275,6 +317,100 @@ async def test_rebuild_reports_bad_manifests_and_unknown_users(
         assert report.runs == 3 and len(report.runs_without_known_user) == 2
         owners = await conn.fetch("SELECT DISTINCT user_id FROM runs")
         assert [r["user_id"] for r in owners] == [None]
+
+
+async def _stale(store: ResultStore, video_id: str, run_id: str) -> None:
+    """Leave the run's manifest as an execution left it before its ending reached the store:
+    ``running``, with ``motion`` still running."""
+    key = manifest_key("youtube", video_id, run_id)
+    manifest = await load_manifest(store, key)
+    manifest.run.status, manifest.run.finished_at = "running", None
+    manifest.components["motion"] = ComponentRecord(
+        status="running", schema_version=1, producer_version="1.0",
+        started_at=manifest.run.started_at)
+    await save_manifest(store, manifest)
+
+
+async def test_rebuild_over_the_live_index_changes_no_row(
+    db: Database, store: ResultStore
+) -> None:
+    """The live index holds more than the manifests (the ending's own clock, the worker, the
+    render row and its warning): a rebuild over it — or over a pg_dump copy — writes nothing."""
+    async with db.acquire() as conn:
+        await _populate(conn, store)
+        await conn.execute(
+            "UPDATE runs SET started_at = started_at + interval '1 ms', "
+            "finished_at = finished_at + interval '3 ms', attempts = 1, worker_id = 'sched-1', "
+            "heartbeat_at = now(), idempotency_key = 'k-' || run_id")
+        ok_run = await conn.fetchval("SELECT run_id FROM runs WHERE status = 'ok' LIMIT 1")
+        await comp_repo.upsert_run_component(
+            conn, run_id=ok_run, component_name="render", status="error", required=False,
+            error={"code": "llm_timeout", "message": "no answer"})
+        await runs_repo.add_run_warning(conn, run_id=ok_run, warning="render failed: llm_timeout")
+        before = await _rows(conn)
+        report = await rebuild_index(conn, store)
+        assert report.ok and report.runs == 3 and report.rows_written == 0
+        assert report.runs_status_kept == {} and report.runs_restored_lost == []
+        assert await _rows(conn) == before
+
+
+async def test_rebuild_never_moves_a_run_backwards(db: Database, store: ResultStore) -> None:
+    """A cancelled run whose manifest still says ``running`` stays cancelled (no scheduler
+    start re-queues it, nothing is re-executed or charged); a re-queued run stays queued."""
+    async with db.acquire() as conn:
+        user_id = await _populate(conn, store)
+        cancelled = await _write_run(conn, store, video_id="ccccccccccc", user_id=user_id,
+                                     status="cancelled", offset_min=3)
+        requeued = await _write_run(conn, store, video_id="ddddddddddd", user_id=user_id,
+                                    status="queued", offset_min=4)
+        for video_id, run_id in (("ccccccccccc", cancelled), ("ddddddddddd", requeued)):
+            await _stale(store, video_id, run_id)
+            # What the ending (a cancel puts open components back) or the watchdog wrote.
+            await comp_repo.upsert_run_component(
+                conn, run_id=uuid.UUID(run_id), component_name="motion", status="pending",
+                schema_version=1, producer_version="1.0")
+        before = await _rows(conn)
+
+        report = await rebuild_index(conn, store)
+
+        assert report.ok and report.runs == 5 and report.rows_written == 0
+        assert report.runs_status_kept == {cancelled: "cancelled (manifest: running)",
+                                           requeued: "queued (manifest: running)"}
+        assert await _rows(conn) == before
+        assert await runs_repo.requeue_interrupted(conn) == 0  # what a scheduler start does
+        claimed = await runs_repo.claim_next_runs(conn, limit=10, worker_id="sched-1")
+        assert [str(r.run_id) for r in claimed] == [requeued]
+
+
+async def test_a_run_the_index_lost_is_restored_ended_never_queued(
+    db: Database, store: ResultStore
+) -> None:
+    """A manifest that is not final, for a run the index does not know: its execution is gone,
+    so the run comes back ended ``error``/``execution_lost``, open components closed."""
+    async with db.acquire() as conn:
+        user_id = await _populate(conn, store)
+        run_id = await _write_run(conn, store, video_id="ccccccccccc", user_id=user_id,
+                                  status="ok", offset_min=3)
+        await _stale(store, "ccccccccccc", run_id)
+        await conn.execute("TRUNCATE videos, runs, run_components, artifacts CASCADE")
+
+        report = await rebuild_index(conn, store)
+
+        assert report.ok and report.runs == 4 and report.runs_restored_lost == [run_id]
+        run = await runs_repo.get_run(conn, run_id=uuid.UUID(run_id))
+        assert (run.status, run.stage) == ("error", "error") and run.finished_at is not None
+        assert run.error is not None and run.error["code"] == "execution_lost"
+        assert run.error["details"]["manifest_status"] == "running"
+        motion = await comp_repo.get_run_component(
+            conn, run_id=uuid.UUID(run_id), component_name="motion")
+        assert (motion.status, (motion.error or {}).get("code")) == ("error", ABORTED)
+        assert await runs_repo.requeue_interrupted(conn) == 0
+        assert await runs_repo.claim_next_runs(conn, limit=10, worker_id="sched-1") == []
+        rebuilt = await _rows(conn)
+        again = await rebuild_index(conn, store)
+        assert again.rows_written == 0 and again.runs_restored_lost == []
+        assert again.runs_status_kept == {run_id: "error (manifest: running)"}
+        assert await _rows(conn) == rebuilt
 
 
 @pytest.mark.parametrize("kind", ["local", "s3"])

@@ -20,7 +20,7 @@ import asyncpg
 
 from trendflow.actors.policy import backoff_s
 from trendflow.contracts.keys import manifest_key
-from trendflow.contracts.manifest import ErrorInfo, Manifest, load_manifest, save_manifest
+from trendflow.contracts.manifest import Manifest, RunError, load_manifest, save_manifest
 from trendflow.db.pool import Database
 from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import runs as runs_repo
@@ -94,7 +94,7 @@ async def end_execution(
     ``storage_unavailable``; the database is the record of that ending.
     """
     if manifest is not None:
-        info = None if error is None else ErrorInfo(code=error.code, message=error.message)
+        info = None if error is None else RunError.of(error)
         closed = end_manifest(manifest, status, info)
         try:
             await save_retrying(store, manifest, rt)
@@ -146,8 +146,7 @@ async def close_stored_manifest(
         return  # the run never started: there is no manifest
     if manifest.run.status == run.status:
         return
-    info = None if not run.error else ErrorInfo(code=str(run.error.get("code")),
-                                                 message=str(run.error.get("message", "")))
+    info = None if not run.error else RunError.from_row(run.error)
     closed = end_manifest(manifest, run.status, info)
     await save_retrying(store, manifest, rt)
     await record_closed(db, run.run_id, manifest, closed)

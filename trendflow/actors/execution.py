@@ -50,6 +50,7 @@ from trendflow.contracts.profile import ModelRef, ProfileConfig
 from trendflow.db.pool import Database
 from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import runs as runs_repo
+from trendflow.db.repositories import videos as videos_repo
 from trendflow.errors import (
     ArtifactNotFound,
     ComponentError,
@@ -164,6 +165,19 @@ class RunExecution:
         async with self.s.db.acquire() as conn:
             await rc_repo.record_component(conn, run_id=self.run.run_id, name=name, record=rec)
 
+    async def _record_video(self, video: VideoSection) -> None:
+        """The probed facts into the video's row, as a rebuild from the manifest writes them.
+
+        The run's row is locked first: a deletion of the video, which locks its runs, either
+        waits for this or has removed the run (``run_not_found``), never a row written back.
+        """
+        async with self.s.db.acquire() as conn, conn.transaction():
+            await runs_repo.get_run(conn, run_id=self.run.run_id, for_update=True)
+            await videos_repo.upsert_video(
+                conn, platform_id=self.run.platform_id, video_id=self.run.video_id,
+                **videos_repo.probe_columns(video),
+            )
+
     async def _stage(self, stage: str) -> None:
         async with self.s.db.acquire() as conn:
             await runs_repo.set_run_stage(conn, run_id=self.run.run_id, stage=stage)
@@ -174,7 +188,7 @@ class RunExecution:
         """The run's manifest: the one an earlier incarnation left, reopened, or a new one."""
         key = manifest_key(self.run.platform_id, self.run.video_id, self.run_id)
         try:
-            return reopen_manifest(await load_manifest(self.s.store, key))
+            manifest = reopen_manifest(await load_manifest(self.s.store, key))
         except ArtifactNotFound:
             mapping = {
                 name: ModelRef.parse(ref) for name, ref in (self.run.model_mapping or {}).items()
@@ -183,8 +197,14 @@ class RunExecution:
                 self.identity, classes, {c.name: c.required for c in profile.enabled}, mapping,
                 profile_id=self.run.profile_id,
                 user_id=None if self.run.user_id is None else str(self.run.user_id),
+                profile_config=self.run.profile_config,
+                source=self.run.source,
                 created_at=self.run.created_at,
             )
+        # One written before the manifest recorded them gets them now (the row is the record).
+        manifest.run.profile_config = manifest.run.profile_config or dict(self.run.profile_config)
+        manifest.run.source = manifest.run.source or dict(self.run.source)
+        return manifest
 
     async def execute(self) -> str:
         try:
@@ -220,10 +240,13 @@ class RunExecution:
             budget.reschedule(loop.time() + self.timeouts.run_s - self._elapsed())
             self.manifest.video = VideoSection.from_info(summary.info)
             await self._save()
+            await self._record_video(self.manifest.video)
             for layer in layers:
                 todo = [n for n in layer if n not in done]
                 if todo:
                     await self._run_layer(todo, classes, required, params, summary)
+        elif self.manifest.video is not None:  # an earlier incarnation probed it
+            await self._record_video(self.manifest.video)
         await render_stage(self.s, self.run, profile, budget)
         return await self.finish_ok()
 

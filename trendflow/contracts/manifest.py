@@ -4,8 +4,10 @@ One manifest per run at ``result_store/<platform_id>/<video_id>/<run_id>/manifes
 atomically after every stage through the :class:`~trendflow.storage.base.ResultStore` (temp +
 rename locally, one PUT on S3). Three sections:
 
-- ``run``: the run identity, who asked for it with which profile, the run status, warnings, the
-  resolved model mapping with its ``model_signature``, and timestamps;
+- ``run``: the run identity, who asked for it with which profile (its id and the pinned
+  normalized config), where the video came from (the ``runs.source`` JSON), the run status and
+  error (with its details), warnings, the resolved model mapping with its ``model_signature``,
+  and timestamps;
 - ``video``: what was analysed (probed facts and every preprocessing step), ``None`` until the
   Segmenter has probed the file;
 - ``components``: one :class:`ComponentRecord` per enabled component, with its observability
@@ -43,7 +45,7 @@ from trendflow.contracts.identity import (
     VideoId,
 )
 from trendflow.contracts.profile import COMPONENT_NAME_RE, ModelRef, model_signature
-from trendflow.errors import ContractViolation
+from trendflow.errors import ContractViolation, TrendflowError
 
 if TYPE_CHECKING:
     from trendflow.pipeline.types import VideoInfo
@@ -74,6 +76,27 @@ class ErrorInfo(_Model):
 
     code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     message: str
+
+
+class RunError(ErrorInfo):
+    """Why a run failed: what :meth:`TrendflowError.to_dict` gives, as ``runs.error`` holds it
+    — the code, the message and the error's JSON ``details`` (``{}`` in manifests written
+    before the field existed)."""
+
+    details: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, error: TrendflowError) -> RunError:
+        """From the error that ended the run (its details as the database's JSON codec
+        writes them: JSON values, anything else as its ``str``)."""
+        details = json.loads(json.dumps(error.details, default=str))
+        return cls(code=error.code, message=error.message, details=details)
+
+    @classmethod
+    def from_row(cls, error: Mapping[str, Any]) -> RunError:
+        """From a ``runs.error`` JSON object."""
+        return cls(code=str(error.get("code")), message=str(error.get("message", "")),
+                   details=dict(error.get("details") or {}))
 
 
 class ArtifactRecord(_Model):
@@ -202,8 +225,12 @@ class RunSection(_Model):
     dataprocessor_version: Version
     profile_id: str | None = None
     user_id: str | None = None
+    # The pinned normalized profile and the ``runs.source`` JSON, as the index holds them (so a
+    # rebuilt index has them); None in manifests written before they were recorded.
+    profile_config: dict[str, JsonValue] | None = None
+    source: dict[str, JsonValue] | None = None
     status: RunStatus = "queued"
-    error: ErrorInfo | None = None
+    error: RunError | None = None
     warnings: list[str] = Field(default_factory=list)
     model_mapping: dict[str, ModelRef] = Field(default_factory=dict)
     model_signature: Sha256Hex
@@ -274,6 +301,8 @@ class Manifest(_Model):
         model_mapping: Mapping[str, ModelRef] | None = None,
         profile_id: str | None = None,
         user_id: str | None = None,
+        profile_config: Mapping[str, Any] | None = None,
+        source: Mapping[str, Any] | None = None,
         created_at: datetime | None = None,
     ) -> Manifest:
         """The manifest of a freshly queued run; invalid input → :class:`ContractViolation`."""
@@ -289,6 +318,8 @@ class Manifest(_Model):
                     dataprocessor_version=identity.dataprocessor_version,
                     profile_id=profile_id,
                     user_id=user_id,
+                    profile_config=None if profile_config is None else dict(profile_config),
+                    source=None if source is None else dict(source),
                     model_mapping=mapping,
                     model_signature=model_signature(mapping),
                     created_at=created_at or utc_now(),
@@ -379,6 +410,7 @@ __all__ = [
     "MANIFEST_SCHEMA_ID",
     "Manifest",
     "PreprocessingRecord",
+    "RunError",
     "RunSection",
     "VideoSection",
     "load_manifest",

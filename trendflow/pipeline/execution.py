@@ -30,6 +30,7 @@ from trendflow.contracts.manifest import (
     ComponentRecord,
     ErrorInfo,
     Manifest,
+    RunError,
     utc_now,
 )
 from trendflow.contracts.npz import decode_npz, encode_result
@@ -241,6 +242,8 @@ def new_manifest(
     *,
     profile_id: str | None,
     user_id: str | None,
+    profile_config: Mapping[str, Any] | None = None,
+    source: Mapping[str, Any] | None = None,
     created_at: datetime | None = None,
 ) -> Manifest:
     """A run's first manifest: every component ``pending`` with its versions and model, the
@@ -259,6 +262,8 @@ def new_manifest(
         model_mapping=model_mapping,
         profile_id=profile_id,
         user_id=user_id,
+        profile_config=profile_config,
+        source=source,
         created_at=created_at,
     )
     return reopen_manifest(manifest)
@@ -304,7 +309,7 @@ def record_optional_failure(manifest: Manifest, name: str, error: TrendflowError
     return warning
 
 
-def end_manifest(manifest: Manifest, status: str, error: ErrorInfo | None) -> list[str]:
+def end_manifest(manifest: Manifest, status: str, error: RunError | None) -> list[str]:
     """End the run in the manifest; the components it closed, by name.
 
     Components left ``pending``/``running``: ``error`` with :data:`ABORTED` when the run failed

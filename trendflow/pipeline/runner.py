@@ -41,8 +41,8 @@ import psutil
 from trendflow.contracts.identity import RunIdentity
 from trendflow.contracts.manifest import (
     ComponentRecord,
-    ErrorInfo,
     Manifest,
+    RunError,
     VideoSection,
     save_manifest,
     utc_now,
@@ -147,6 +147,7 @@ class _Run:
         services: Mapping[str, Any],
         profile_id: str | None,
         user_id: str | None,
+        profile_config: Mapping[str, Any] | None = None,
     ) -> None:
         self.identity = identity
         self.store = store
@@ -162,6 +163,7 @@ class _Run:
             model_mapping,
             profile_id=profile_id,
             user_id=user_id,
+            profile_config=profile_config,
         )
 
     async def save(self) -> None:
@@ -269,6 +271,7 @@ async def run_local(
     run = _Run(
         identity, planned, store, settings, dict(model_mapping or {}), services or {},
         profile_id, user_id,
+        profile.model_dump(mode="json") if isinstance(profile, ProfileConfig) else None,
     )
     await run.save()
 
@@ -277,7 +280,7 @@ async def run_local(
         try:
             prepared = segmenter.prepare(source, Path(workdir))
         except TrendflowError as exc:
-            return await _end(run, ErrorInfo(code=exc.code, message=exc.message))
+            return await _end(run, RunError.of(exc))
         run.manifest.video = VideoSection.from_info(prepared.info)
         await run.save()
         try:
@@ -285,14 +288,14 @@ async def run_local(
         except StorageError:
             raise
         except TrendflowError as exc:  # decoding or audio extraction failed part-way
-            return await _end(run, ErrorInfo(code=exc.code, message=exc.message))
+            return await _end(run, RunError.of(exc))
         if run.failed_required is None:
             return await _end(run, None)
         failed = run.record(run.failed_required).error
         assert failed is not None
         return await _end(
             run,
-            ErrorInfo(
+            RunError(
                 code=failed.code,
                 message=f"required component {run.failed_required} failed: {failed.message}",
             ),
@@ -302,7 +305,7 @@ async def run_local(
             segmenter.release(prepared)
 
 
-async def _end(run: _Run, error: ErrorInfo | None) -> Manifest:
+async def _end(run: _Run, error: RunError | None) -> Manifest:
     end_manifest(run.manifest, "ok" if error is None else "error", error)
     await run.save()
     return run.manifest

@@ -22,7 +22,7 @@ from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.db.repositories import videos as videos_repo
 from trendflow.runs.request import ResolvedProfile
-from trendflow.runs.sources import check_source
+from trendflow.runs.sources import check_source, video_title
 
 
 async def enqueue_run(
@@ -39,8 +39,9 @@ async def enqueue_run(
 ) -> tuple[runs_repo.Run, bool]:
     """Queue one run; returns ``(run, created)`` (``created=False``: idempotent repeat).
 
-    ``source`` is the ``runs.source`` JSON (:mod:`trendflow.runs.sources`). Errors:
-    ``invalid_identifier``, ``invalid_input``.
+    ``source`` is the ``runs.source`` JSON (:mod:`trendflow.runs.sources`); ``title`` the
+    video's, by default the one the source names (:func:`~trendflow.runs.sources.video_title`,
+    as a rebuilt index has it). Errors: ``invalid_identifier``, ``invalid_input``.
     """
     validate_video_id(platform_id, video_id)
     check_source(source)
@@ -49,7 +50,8 @@ async def enqueue_run(
     )
     async with conn.transaction():
         await videos_repo.upsert_video(
-            conn, platform_id=platform_id, video_id=video_id, title=title, source=dict(source)
+            conn, platform_id=platform_id, video_id=video_id,
+            title=video_title(source) if title is None else title, source=dict(source),
         )
         run, created = await runs_repo.create_run(
             conn,

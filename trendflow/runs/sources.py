@@ -67,6 +67,15 @@ def upload_source(key: str, meta: VideoMeta) -> dict[str, Any]:
     return {"kind": "upload", "key": key, "meta": meta_to_json(meta)}
 
 
+def video_title(source: Mapping[str, Any]) -> str | None:
+    """The title a source names for its video (the ``videos.title`` it gives): an upload's,
+    from the metadata its user typed in; a YouTube or URL source names none."""
+    if source.get("kind") != "upload":
+        return None
+    title = (source.get("meta") or {}).get("title")
+    return None if title is None else str(title)
+
+
 def check_source(data: Mapping[str, Any]) -> str:
     """The source's kind, after checking it has exactly the fields of that kind."""
     kind = data.get("kind")
@@ -86,5 +95,6 @@ __all__ = [
     "meta_from_json",
     "meta_to_json",
     "upload_source",
+    "video_title",
     "youtube_source",
 ]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from trendflow.db.repositories._base import columns, domain_errors, row_to
 from trendflow.errors import NotFound
+
+if TYPE_CHECKING:
+    from trendflow.contracts.manifest import VideoSection
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,29 +53,44 @@ async def upsert_video(
     metadata: dict[str, Any] | None = None,
     created_at: datetime | None = None,
 ) -> Video:
-    """Insert the video, or fill in what is known now (None never overwrites a known value)."""
+    """Insert the video, or fill in what is known now (None never overwrites a known value).
+
+    A row that already holds these values is left as it is (``updated_at`` included): only a
+    change moves ``updated_at``. ``created_at`` applies to a new row only.
+    """
     with domain_errors(f"upsert video {platform_id}/{video_id}"):
         row = await conn.fetchrow(
             f"""
-            INSERT INTO videos (platform_id, video_id, title, description, duration_s, fps,
-                                width, height, has_audio, source, preprocessing, metadata,
-                                created_at)
+            INSERT INTO videos AS v (platform_id, video_id, title, description, duration_s, fps,
+                                     width, height, has_audio, source, preprocessing, metadata,
+                                     created_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, '{{}}'::jsonb),
                     COALESCE($11, '[]'::jsonb), COALESCE($12, '{{}}'::jsonb),
                     COALESCE($13, now()))
             ON CONFLICT (platform_id, video_id) DO UPDATE SET
-                title = COALESCE(EXCLUDED.title, videos.title),
-                description = COALESCE(EXCLUDED.description, videos.description),
-                duration_s = COALESCE(EXCLUDED.duration_s, videos.duration_s),
-                fps = COALESCE(EXCLUDED.fps, videos.fps),
-                width = COALESCE(EXCLUDED.width, videos.width),
-                height = COALESCE(EXCLUDED.height, videos.height),
-                has_audio = COALESCE(EXCLUDED.has_audio, videos.has_audio),
-                source = CASE WHEN $10 IS NULL THEN videos.source ELSE EXCLUDED.source END,
-                preprocessing = CASE WHEN $11 IS NULL THEN videos.preprocessing
+                title = COALESCE(EXCLUDED.title, v.title),
+                description = COALESCE(EXCLUDED.description, v.description),
+                duration_s = COALESCE(EXCLUDED.duration_s, v.duration_s),
+                fps = COALESCE(EXCLUDED.fps, v.fps),
+                width = COALESCE(EXCLUDED.width, v.width),
+                height = COALESCE(EXCLUDED.height, v.height),
+                has_audio = COALESCE(EXCLUDED.has_audio, v.has_audio),
+                source = CASE WHEN $10 IS NULL THEN v.source ELSE EXCLUDED.source END,
+                preprocessing = CASE WHEN $11 IS NULL THEN v.preprocessing
                                      ELSE EXCLUDED.preprocessing END,
-                metadata = CASE WHEN $12 IS NULL THEN videos.metadata ELSE EXCLUDED.metadata END,
+                metadata = CASE WHEN $12 IS NULL THEN v.metadata ELSE EXCLUDED.metadata END,
                 updated_at = now()
+            WHERE (v.title, v.description, v.duration_s, v.fps, v.width, v.height, v.has_audio,
+                   v.source, v.preprocessing, v.metadata)
+                  IS DISTINCT FROM
+                  (COALESCE(EXCLUDED.title, v.title),
+                   COALESCE(EXCLUDED.description, v.description),
+                   COALESCE(EXCLUDED.duration_s, v.duration_s), COALESCE(EXCLUDED.fps, v.fps),
+                   COALESCE(EXCLUDED.width, v.width), COALESCE(EXCLUDED.height, v.height),
+                   COALESCE(EXCLUDED.has_audio, v.has_audio),
+                   CASE WHEN $10 IS NULL THEN v.source ELSE EXCLUDED.source END,
+                   CASE WHEN $11 IS NULL THEN v.preprocessing ELSE EXCLUDED.preprocessing END,
+                   CASE WHEN $12 IS NULL THEN v.metadata ELSE EXCLUDED.metadata END)
             RETURNING {_VIDEO}
             """,
             platform_id,
@@ -89,7 +107,23 @@ async def upsert_video(
             metadata,
             created_at,
         )
+    if row is None:  # nothing to change
+        return await get_video(conn, platform_id=platform_id, video_id=video_id)
     return row_to(Video, row)
+
+
+def probe_columns(video: VideoSection) -> dict[str, Any]:
+    """The ``videos`` columns a manifest's probed ``video`` section fills, as keyword
+    arguments of :func:`upsert_video`: the one mapping the running pipeline (once the
+    Segmenter has probed the file) and an index rebuild both write."""
+    return {
+        "duration_s": video.duration_s,
+        "fps": video.fps,
+        "width": video.width,
+        "height": video.height,
+        "has_audio": video.has_audio,
+        "preprocessing": [p.model_dump(mode="json") for p in video.preprocessing],
+    }
 
 
 async def get_video(conn: asyncpg.Connection, *, platform_id: str, video_id: str) -> Video:
