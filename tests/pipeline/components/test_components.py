@@ -16,7 +16,7 @@ from trendflow.pipeline.components.base import Component, Resources, frame_outpu
 from trendflow.pipeline.components.color_stats import ColorStats
 from trendflow.pipeline.components.loudness import Loudness, k_weighted
 from trendflow.pipeline.components.metadata_features import UNKNOWN, MetadataFeatures
-from trendflow.pipeline.components.motion import Motion
+from trendflow.pipeline.components.motion import STATIC_THRESHOLD, Motion
 from trendflow.pipeline.components.shot_detection import ShotDetection
 from trendflow.pipeline.types import VideoMeta
 
@@ -166,7 +166,10 @@ def test_camera_pan_and_object_motion_are_separated() -> None:
     # 2 px per frame at 72 px frame height, 12 fps → 1/3 frame height per second.
     assert float(np.median(p["camera_dx"][1:])) == pytest.approx(-2 * 12 / 72, rel=0.15)
     assert float(p["object_motion_mean"]) < 0.3 * float(p["camera_motion_mean"])
-    assert float(o["camera_motion_mean"]) < 0.1 * float(o["object_motion_mean"])
+    # The still camera reads as still (DIS leaves a sub-pixel residue, ~0.04 px per frame,
+    # where Farnebäck left none), and the square's motion is the object's.
+    assert float(o["camera_motion_mean"]) < 0.5 * STATIC_THRESHOLD
+    assert float(o["object_motion_mean"]) > 3 * float(o["camera_motion_mean"])
 
 
 # -- metadata_features --------------------------------------------------------------------------
