@@ -1,10 +1,11 @@
 """``motion``: how much the picture moves, split into camera motion and object motion.
 
-Dense optical flow (OpenCV's DIS, Dense Inverse Search, preset ``ULTRAFAST``) between consecutive
-analysis frames shrunk to :data:`WORK_HEIGHT` px high, in grey. DIS replaced Farnebäck (1.x):
-on these small frames it finds the same pans within a few per cent at about a ninth of the
-cost, and motion was what bounded the ``fast`` profile's wall time
-(``benchmarks/bench_components.py``). Flow is converted to **frame heights per second** (``px / WORK_HEIGHT × timeline fps``)
+Dense optical flow (OpenCV's DIS, Dense Inverse Search, preset ``ULTRAFAST``) between
+consecutive analysis frames shrunk to :data:`WORK_HEIGHT` px high, in grey. DIS replaced
+Farnebäck (1.x): on these small frames it finds the same pans within a few per cent at a
+fraction of the cost (``benchmarks/bench_motion.py`` measures both on the same frames), and
+motion was what bounded the ``fast`` profile's wall time. Flow is converted to **frame heights
+per second** (``px / WORK_HEIGHT × timeline fps``)
 so values do not depend on resolution or frame rate; 1.0 means content crosses the whole frame
 height in one second.
 
