@@ -40,7 +40,8 @@ boundaries, so every class pickles with its message and details intact.
     │   ├── InvalidStatusTransition (409 invalid_status_transition)
     │   ├── IdempotencyConflict (409 idempotency_key_reused)  same key, different request
     │   ├── RunNotReady (409 run_not_ready)             no results yet (queued or starting)
-    │   └── PriceChanged (409 price_changed)            the price rose above the accepted total
+    │   ├── PriceChanged (409 price_changed)            the price rose above the accepted total
+    │   └── VideoExceedsQuote (409 video_exceeds_quote) the video fetched exceeds what was priced
     ├── PaymentRequired (402 insufficient_credits)      available credits below the estimate
     ├── RateLimited (429 rate_limited)                  too many runs in the last hour
     ├── ContractViolation (500 contract_violation)      an artifact breaks its schema
@@ -255,6 +256,14 @@ class PriceChanged(Conflict):
     """Details: ``total`` (the price now) and ``accepted`` (what the user agreed to)."""
 
     code = "price_changed"
+
+
+class VideoExceedsQuote(Conflict):
+    """The video a run fetched is longer, or of a larger frame size, than the facts it was
+    priced and reserved for; the run is refused (nothing charged). Details: ``priced`` and
+    ``actual`` (``duration_s``, ``short_side``), ``tolerance_s``."""
+
+    code = "video_exceeds_quote"
 
 
 class PaymentRequired(TrendflowError):

@@ -82,6 +82,7 @@ from trendflow.pipeline.execution import (
     union_of,
 )
 from trendflow.runs import Ending
+from trendflow.runs.priced import check_priced
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
 
@@ -235,6 +236,9 @@ class RunExecution:
         params = {c.name: dict(c.params) for c in profile.enabled}
         if set(classes) - done:
             summary = await self._prepare(profile)
+            # Never analysed for less than the fetched video's price: refused, nothing charged
+            # (trendflow.runs.priced; execute() ends the run with the error).
+            check_priced(self.run.priced_video, summary.info)
             self.timeouts = resolve_timeouts(self.rt, summary.info.duration_s)
             loop = asyncio.get_running_loop()
             budget.reschedule(loop.time() + self.timeouts.run_s - self._elapsed())

@@ -166,6 +166,7 @@ async def create_billed_run(
             title=title,
             idempotency_key=stored_key,
             callback_url=callback_url,
+            priced=video,
         )
         if not created:
             return BilledRun(run=run, created=False, estimate=None, rate=rate)

@@ -17,10 +17,12 @@ from typing import Any
 
 import asyncpg
 
+from trendflow.billing.pricing import VideoParams
 from trendflow.contracts.identity import PlatformId, RunIdentity, validate_video_id
 from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import runs as runs_repo
 from trendflow.db.repositories import videos as videos_repo
+from trendflow.runs.priced import priced_json
 from trendflow.runs.request import ResolvedProfile
 from trendflow.runs.sources import check_source, video_title
 
@@ -36,12 +38,15 @@ async def enqueue_run(
     title: str | None = None,
     idempotency_key: str | None = None,
     callback_url: str | None = None,
+    priced: VideoParams | None = None,
 ) -> tuple[runs_repo.Run, bool]:
     """Queue one run; returns ``(run, created)`` (``created=False``: idempotent repeat).
 
-    ``source`` is the ``runs.source`` JSON (:mod:`trendflow.runs.sources`); ``title`` the
-    video's, by default the one the source names (:func:`~trendflow.runs.sources.video_title`,
-    as a rebuilt index has it). Errors: ``invalid_identifier``, ``invalid_input``.
+    ``source`` is the ``runs.source`` JSON (:mod:`trendflow.runs.sources`); ``priced`` the
+    video facts a paid run's reservation is computed from (kept with the run and checked once
+    the video is fetched: :mod:`trendflow.runs.priced`); ``title`` the video's, by default the
+    one the source names (:func:`~trendflow.runs.sources.video_title`, as a rebuilt index
+    has it). Errors: ``invalid_identifier``, ``invalid_input``.
     """
     validate_video_id(platform_id, video_id)
     check_source(source)
@@ -69,6 +74,7 @@ async def enqueue_run(
             source=dict(source),
             idempotency_key=idempotency_key,
             callback_url=callback_url,
+            priced_video=None if priced is None else priced_json(priced),
         )
         if created:
             await rc_repo.add_run_components(

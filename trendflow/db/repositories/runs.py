@@ -71,6 +71,9 @@ class Run:
     finished_at: datetime | None
     updated_at: datetime
     heartbeat_at: datetime | None = None  # refreshed while a scheduler executes it
+    # The video facts its price was reserved for ({"duration_s", "width", "height"}; None: an
+    # unbilled run): trendflow.runs.priced checks the fetched video against them.
+    priced_video: dict[str, Any] | None = None
 
 
 _RUN = columns(Run)
@@ -101,6 +104,7 @@ async def create_run(
     created_at: datetime | None = None,
     started_at: datetime | None = None,
     finished_at: datetime | None = None,
+    priced_video: Mapping[str, Any] | None = None,
 ) -> tuple[Run, bool]:
     """Insert a run; returns ``(run, created)``.
 
@@ -114,9 +118,9 @@ async def create_run(
                               sampling_policy_version, dataprocessor_version, model_signature,
                               model_mapping, profile_config, source, status, stage, error,
                               warnings, reused_from_run_id, idempotency_key, callback_url,
-                              created_at, started_at, finished_at)
+                              created_at, started_at, finished_at, priced_video)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                    $18, $19, COALESCE($20, now()), $21, $22)
+                    $18, $19, COALESCE($20, now()), $21, $22, $23)
             ON CONFLICT (user_id, idempotency_key) DO NOTHING
             RETURNING {_RUN}
             """,
@@ -142,6 +146,7 @@ async def create_run(
             created_at,
             started_at,
             finished_at,
+            None if priced_video is None else dict(priced_video),
         )
     if row is not None:
         return row_to(Run, row), True
