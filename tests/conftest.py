@@ -15,6 +15,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.ray_cluster",
     "tests.fixtures.media",
     "tests.fixtures.triton",
+    "tests.fixtures.youtube",
     "tests.fixtures.api",
     "tests.fixtures.live_api",
 ]

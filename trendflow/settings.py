@@ -257,6 +257,9 @@ class ApiSettings(BaseModel):
     sync_endpoint_enabled: bool = False
     sync_timeout_s: float = Field(default=300.0, gt=0, le=300.0)
     default_cache_ttl_days: int = Field(default=3, ge=0, le=365)
+    # A YouTube video's metadata (read to price it) is kept this long per video id and replica,
+    # so an estimate and the run created from it probe YouTube once (0: probe every request).
+    youtube_metadata_cache_s: float = Field(default=300.0, ge=0)
     max_cache_ttl_days: int = Field(default=365, ge=0)
     page_size_max: int = Field(default=200, ge=1)
     # Per user and API replica, in any `request_rate_window_s` (trendflow.api.throttle): uploads

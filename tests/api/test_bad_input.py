@@ -39,31 +39,34 @@ async def test_missing_or_invalid_token(api: ApiHarness, headers: dict[str, str]
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
-        ({"youtube_url": "https://vimeo.com/12345", "profile_id": "alice-fast",
-          "duration_s": 30}, 400, "invalid_video_url"),
-        ({"youtube_url": "http://10.0.0.5/watch?v=dQw4w9WgXcQ", "profile_id": "alice-fast",
-          "duration_s": 30}, 400, "invalid_video_url"),
-        ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "no-such",
-          "duration_s": 30}, 404, "profile_not_found"),
-        ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "../etc",
-          "duration_s": 30}, 400, "invalid_input"),
-        ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "duration_s": 30,
+        ({"youtube_url": "https://vimeo.com/12345", "profile_id": "alice-fast"},
+         400, "invalid_video_url"),
+        ({"youtube_url": "http://10.0.0.5/watch?v=dQw4w9WgXcQ", "profile_id": "alice-fast"},
+         400, "invalid_video_url"),
+        ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "no-such"},
+         404, "profile_not_found"),
+        ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "../etc"},
+         400, "invalid_input"),
+        ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ",
           "profile": {"components": [{"name": "telepathy"}]}}, 404, "component_not_found"),
+        ({"youtube_url": "https://youtu.be/shortclip01", "profile_id": "alice-fast"},
+         422, "video_too_short"),  # 2 s per YouTube's metadata (tests/fixtures/youtube.py)
+        ({"youtube_url": "https://youtu.be/longvideo01", "profile_id": "alice-fast"},
+         422, "video_too_long"),  # 1 h
+        ({"youtube_url": "https://youtu.be/nosuchvideo", "profile_id": "alice-fast"},
+         404, "video_unavailable"),
         ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "alice-fast",
-          "duration_s": 2}, 422, "video_too_short"),
+          "duration_s": 10}, 400, "invalid_input"),  # the price is not the client's claim
         ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "alice-fast",
-          "duration_s": 3600}, 422, "video_too_long"),
+          "cache_ttl_days": -1}, 400, "invalid_input"),
         ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "alice-fast",
-          "duration_s": 30, "cache_ttl_days": -1}, 400, "invalid_input"),
+          "cache_ttl_days": 10**9}, 400, "invalid_input"),
         ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "alice-fast",
-          "duration_s": 30, "cache_ttl_days": 10**9}, 400, "invalid_input"),
+          "callback_url": "http://169.254.169.254/hook"}, 400, "invalid_callback_url"),
         ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "alice-fast",
-          "duration_s": 30, "callback_url": "http://169.254.169.254/hook"},
-         400, "invalid_callback_url"),
-        ({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": "alice-fast",
-          "duration_s": 30, "callback_url": "file:///etc/passwd"}, 400, "invalid_callback_url"),
+          "callback_url": "file:///etc/passwd"}, 400, "invalid_callback_url"),
         ({"upload_id": "../../etc/passwd", "profile_id": "alice-fast"}, 400, "invalid_input"),
-        *[({"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "duration_s": 30,
+        *[({"youtube_url": "https://youtu.be/dQw4w9WgXcQ",
             "profile": {"components": [{"name": "shot_detection", "params": params}]}},
            400, "invalid_profile") for params in BAD_PARAMS],
     ],
@@ -106,7 +109,7 @@ async def test_a_callback_url_without_webhooks_is_accepted_with_a_warning(
 ) -> None:
     api.ctx.settings.api.webhook_allow_loopback = True  # a receiver on this machine
     body = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "profile_id": profile,
-            "duration_s": 30, "callback_url": f"http://127.0.0.1:{free_port()}/hook"}
+            "callback_url": f"http://127.0.0.1:{free_port()}/hook"}
     r = await api.client.post("/api/runs", json=body, headers=api["alice"].headers)
     assert r.status_code == 201, r.text
     assert r.json()["warnings"] == []  # webhooks on: it will be called
@@ -123,7 +126,7 @@ async def test_a_callback_url_without_webhooks_is_accepted_with_a_warning(
 
 
 async def test_inline_profile_ids_show_no_user_id(api: ApiHarness) -> None:
-    body = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "duration_s": 30,
+    body = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ",
             "profile": {"components": [{"name": "metadata_features"}]}}
     ids = {}
     for who in ("alice", "alice", "bob"):
@@ -195,7 +198,7 @@ async def test_sync_endpoint_off_by_default(api: ApiHarness) -> None:
     assert r.status_code in (400, 404)
     r = await api.client.post("/process/sync", headers=api["alice"].headers,
                               json={"youtube_url": "https://youtu.be/dQw4w9WgXcQ",
-                                    "profile_id": "alice-fast", "duration_s": 30})
+                                    "profile_id": "alice-fast"})
     assert r.status_code == 404 and r.json()["code"] == "endpoint_disabled"
 
 
@@ -203,7 +206,7 @@ async def test_model_backed_profile_refused_when_the_deployment_serves_no_models
     api: ApiHarness,
 ) -> None:
     api.ctx.settings.triton.enabled = False
-    body = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "duration_s": 30,
+    body = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ",
             "profile": {"components": [{"name": "metadata_features"},
                                        {"name": "text_embeddings"}]}}
     r = await _unchanged(api, lambda: api.client.post("/api/runs", json=body,
@@ -218,7 +221,7 @@ async def test_model_backed_profile_refused_while_no_model_server_is_ready(
     triton = api.ctx.settings.triton
     triton.enabled, triton.url = True, f"127.0.0.1:{free_port()}"  # configured, nothing there
     triton.retries, triton.timeout_s = 0, 2
-    body = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "duration_s": 30,
+    body = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ",
             "profile": {"components": [{"name": "metadata_features"},
                                        {"name": "text_embeddings"}]}}
     for path in ("/api/estimate", "/api/runs"):
@@ -238,7 +241,7 @@ async def test_model_backed_profile_refused_while_no_model_server_is_ready(
 @pytest.mark.parametrize("params", BAD_PARAMS)
 async def test_bad_params_are_refused_when_priced(api: ApiHarness, params: dict[str, Any]
                                                   ) -> None:
-    body = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "duration_s": 30,
+    body = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ",
             "profile": {"components": [{"name": "shot_detection", "params": params}]}}
     r = await _unchanged(api, lambda: api.client.post("/api/estimate", json=body,
                                                       headers=api["alice"].headers))
@@ -246,7 +249,7 @@ async def test_bad_params_are_refused_when_priced(api: ApiHarness, params: dict[
 
 
 async def test_a_profile_with_timeouts_is_refused_at_creation(api: ApiHarness) -> None:
-    body = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "duration_s": 30,
+    body = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ",
             "profile": {"components": [{"name": "shot_detection"}],
                         "timeouts": {"component_timout_s": 60}}}
     r = await _unchanged(api, lambda: api.client.post("/api/runs", json=body,

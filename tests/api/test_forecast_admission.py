@@ -11,7 +11,7 @@ from tests.fixtures.api import ApiHarness
 from tests.fixtures.triton import TritonServer, copy_repo_sources
 from trendflow.triton.server import free_port
 
-BODY = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "duration_s": 30,
+BODY = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ",
         "profile_id": "prediction"}
 
 

@@ -103,7 +103,7 @@ async def test_the_estimate_takes_the_run_body_and_answers_as_creation_will(
     api: ApiHarness, profile: str
 ) -> None:
     api.ctx.settings.api.webhook_allow_loopback = True  # a receiver on this machine
-    body = {"youtube_url": YT, "profile_id": profile, "duration_s": 30, "cache_ttl_days": 0,
+    body = {"youtube_url": YT, "profile_id": profile, "cache_ttl_days": 0,
             "callback_url": "http://127.0.0.1:9/hook"}
     est = await api.client.post("/api/estimate", json=body, headers=api["alice"].headers)
     assert est.status_code == 200, est.text
@@ -331,7 +331,7 @@ async def test_status_says_when_to_poll_again_until_the_run_ends(
 async def test_estimate_names_the_video_a_url_stands_for(api: ApiHarness, profile: str,
                                                         url: str) -> None:
     r = await api.client.post("/api/estimate", headers=api["alice"].headers,
-                              json={"youtube_url": url, "profile_id": profile, "duration_s": 60})
+                              json={"youtube_url": url, "profile_id": profile})
     assert r.status_code == 200, r.text
     est = r.json()
     assert (est["platform_id"], est["video_id"], est["source_url"]) == (

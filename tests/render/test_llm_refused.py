@@ -12,7 +12,7 @@ from tests.api.test_routes import balance, count_runs
 from tests.fixtures.api import ApiHarness
 
 LLM_RENDER = {"engine": "llm", "prompt_version": "rephrase-v1", "locale": "en"}
-INLINE = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "duration_s": 30,
+INLINE = {"youtube_url": "https://youtu.be/dQw4w9WgXcQ",
           "profile": {"components": [{"name": "metadata_features"}], "render": LLM_RENDER}}
 
 
@@ -21,7 +21,7 @@ async def _stored_llm_profile(api: ApiHarness) -> dict[str, Any]:
             "components": [{"name": "metadata_features"}], "render": LLM_RENDER}
     r = await api.client.put("/api/profiles/alice-llm", json=body, headers=api["alice"].headers)
     assert r.status_code == 200, r.text
-    return {"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "duration_s": 30,
+    return {"youtube_url": "https://youtu.be/dQw4w9WgXcQ",
             "profile_id": "alice-llm"}
 
 

@@ -246,10 +246,12 @@ def test_a_creator_analyses_a_clip_in_the_studio(
             for token, code, words in ((broke, "insufficient_credits", "Not enough credits"),
                                        (limited, "rate_limited", "Too many runs")):
                 _sign_in(page, base, token)
-                page.check("input[name=source][value=url]")
-                page.fill("#youtube-url", "https://www.youtube.com/watch?v=dQw4w9WgXcQ")
-                page.fill("#duration-s", "60")
-                page.dispatch_event("#duration-s", "change")
+                # an upload (free) of the clip: a YouTube URL is priced from YouTube's metadata,
+                # which this machine cannot reach
+                page.set_input_files("#file", str(clip))
+                page.click("#upload")
+                page.wait_for_function("document.querySelector('#upload-info').textContent"
+                                       ".startsWith('Uploaded')")
                 page.wait_for_selector("#estimate[data-total]")
                 page.click("#start")
                 page.wait_for_selector("#error:not([hidden])")

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from trendflow.api.throttle import SlidingWindowLimiter
+from trendflow.api.youtube import YoutubeMetadata
 from trendflow.db import Database
 from trendflow.errors import ServiceUnavailable
+from trendflow.pipeline.fetch import Extract, extract_info
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
 from trendflow.triton.readiness import ModelServingProbe
@@ -82,6 +84,10 @@ class ApiContext:
     store: ResultStore
     scheduler: SchedulerLink | None = None
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    # yt-dlp's extraction step behind `youtube` (tests hand in recorded info dicts).
+    extract_youtube: Extract = extract_info
+    # YouTube videos' facts for pricing, read from their metadata (trendflow.api.youtube).
+    youtube: YoutubeMetadata = field(init=False)
     # Run creation refuses model-backed runs while this says no (503 model_serving_unavailable).
     model_serving: ModelServingProbe = field(init=False)
     # Uploads and estimates per user (429 rate_limited past them; trendflow.api.throttle).
@@ -91,6 +97,9 @@ class ApiContext:
     def __post_init__(self) -> None:
         api = self.settings.api
         self.model_serving = ModelServingProbe(self.settings.triton)
+        self.youtube = YoutubeMetadata(self.settings.segmenter,
+                                       cache_s=api.youtube_metadata_cache_s,
+                                       extract=self.extract_youtube)
         self.upload_limiter = SlidingWindowLimiter(
             what="uploads", limit=api.uploads_per_window, window_s=api.request_rate_window_s)
         self.estimate_limiter = SlidingWindowLimiter(

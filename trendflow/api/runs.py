@@ -2,11 +2,13 @@
 
 The HTTP request becomes the service's values here, once: where the video comes from
 (:func:`resolve_source`), the profile (:func:`trendflow.runs.request.resolve_profile`), the
-video's facts for pricing. Pricing then calls :func:`~trendflow.billing.estimate.estimate`
-(nothing written); creation calls :func:`~trendflow.runs.admission.create_billed_run`, which
-honours a replayed ``Idempotency-Key``, looks up the cache, queues the run (or ends it at once
-with a cached run's results) and reserves its credits in ONE transaction, so a refused request
-leaves nothing behind.
+video's facts for pricing — an upload's probed facts, or what YouTube's own metadata says about
+a YouTube video (:mod:`trendflow.api.youtube`; never what the client claims). Pricing then
+calls :func:`~trendflow.billing.estimate.estimate` (nothing written); creation calls
+:func:`~trendflow.runs.admission.create_billed_run`, which honours a replayed
+``Idempotency-Key``, looks up the cache, queues the run (or ends it at once with a cached run's
+results) and reserves its credits in ONE transaction, so a refused request leaves nothing
+behind.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from trendflow.api.schemas import (
     EstimateIn,
     EstimateOut,
     InlineProfileIn,
+    PricedVideoOut,
     RunIn,
     RunOut,
     RunStatusOut,
 )
 from trendflow.api.uploads import load_stored_upload
 from trendflow.api.urls import check_callback_url
+from trendflow.api.youtube import YoutubeMetadata
 from trendflow.billing.estimate import Estimate, estimate
 from trendflow.billing.pricing import VideoParams
 from trendflow.contracts.identity import parse_youtube_video_id
@@ -61,17 +65,24 @@ class ResolvedSource:
     source: dict[str, Any]
     title: str | None
     url: str | None  # the canonical URL fetched (YouTube); None for an upload
-    facts: VideoParams | None  # known for uploads (probed); YouTube needs the client's duration
+    facts: VideoParams  # what the price is computed from: probed upload, YouTube's metadata
 
 
 async def resolve_source(
-    req: EstimateIn | RunIn, *, user: User, store: ResultStore
+    req: EstimateIn | RunIn, *, user: User, store: ResultStore, youtube: YoutubeMetadata
 ) -> ResolvedSource:
-    """Where the video comes from; refuses non-YouTube URLs and others' uploads."""
+    """Where the video comes from and its facts; refuses non-YouTube URLs and others' uploads.
+
+    A YouTube video's facts are read from its metadata (``video_unavailable``,
+    ``download_failed``, ``video_too_long`` as the download would say them)."""
     if req.youtube_url is not None:
         video_id = parse_youtube_video_id(req.youtube_url)
         url = f"https://www.youtube.com/watch?v={video_id}"
-        return ResolvedSource("youtube", video_id, youtube_source(url), None, url, None)
+        probed = await youtube.probe(video_id)
+        facts = VideoParams(duration_s=probed.duration_s, width=probed.width,
+                            height=probed.height)
+        return ResolvedSource("youtube", video_id, youtube_source(url),
+                              probed.meta.title or None, url, facts)
     assert req.upload_id is not None
     stored = await load_stored_upload(store, upload_id=req.upload_id, user_id=user.user_id)
     up = stored.upload
@@ -140,24 +151,14 @@ async def _resolve_profile(
     return replace(prof, cache_ttl_days=min(days, settings.api.max_cache_ttl_days))
 
 
-def _video_params(req: EstimateIn | RunIn, src: ResolvedSource) -> VideoParams:
-    if src.facts is not None:
-        return src.facts
-    if req.duration_s is None:
-        raise InputError(
-            "duration_s is required with a YouTube URL (the API does not download it to price)",
-            field="duration_s",
-        )
-    return VideoParams(duration_s=req.duration_s, width=req.width or 1920,
-                       height=req.height or 1080)
-
-
 def _estimate_out(est: Estimate, src: ResolvedSource, available: Decimal, *,
                   cached: bool) -> EstimateOut:
     return EstimateOut(
         platform_id=src.platform_id,  # type: ignore[arg-type]
         video_id=src.video_id,
         source_url=src.url,
+        video=PricedVideoOut(duration_s=est.video.duration_s, width=est.video.width,
+                             height=est.video.height),
         total=est.total,
         eta_s=None if est.eta is None else round(est.eta.total_s, 1),
         components=est.prices,
@@ -175,17 +176,17 @@ async def estimate_run(
     settings: Settings,
     store: ResultStore,
     serving: ModelServingProbe | None,
+    youtube: YoutubeMetadata,
 ) -> EstimateOut:
     """Price and time of the requested run — the body creation takes, checked as creation
     checks it (the callback URL, ``max_total``: ``409 price_changed`` above it); nothing is
     written."""
-    src = await resolve_source(req, user=user, store=store)
+    src = await resolve_source(req, user=user, store=store, youtube=youtube)
     prof = await _resolve_profile(conn, req, user=user, settings=settings, serving=serving)
-    video = _video_params(req, src)
     await _check_callback(req, settings)
     hit = await find_cached(conn, profile=prof, video_id=src.video_id, source=src.source,
                             ttl_days=prof.cache_ttl_days)
-    est = await estimate(conn, profile=prof.config, video=video, settings=settings,
+    est = await estimate(conn, profile=prof.config, video=src.facts, settings=settings,
                          reuse=hit is not None)
     check_max_total(est.total, req.max_total)
     return _estimate_out(est, src, user.available, cached=hit is not None)
@@ -201,7 +202,7 @@ async def _check_callback(req: EstimateIn | RunIn, settings: Settings) -> None:
 def request_fingerprint(src: ResolvedSource, prof: ResolvedProfile, req: RunIn) -> str:
     """What makes two run requests "the same" for an Idempotency-Key replay."""
     parts = [src.platform_id, src.video_id, prof.config_hash, req.callback_url or "",
-             str(req.cache_ttl_days), str(req.duration_s), str(req.max_total)]
+             str(req.cache_ttl_days), str(req.max_total)]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
@@ -214,6 +215,7 @@ async def create_run(
     settings: Settings,
     store: ResultStore,
     serving: ModelServingProbe | None,
+    youtube: YoutubeMetadata,
 ) -> tuple[runs_repo.Run, bool, EstimateOut | None]:
     """Create (or replay) a run; returns ``(run, created, estimate)``."""
     if idempotency_key is not None and not (
@@ -222,9 +224,8 @@ async def create_run(
     ):
         raise InputError("Idempotency-Key must be 1-128 printable characters without '#'",
                          field="Idempotency-Key")
-    src = await resolve_source(req, user=user, store=store)
+    src = await resolve_source(req, user=user, store=store, youtube=youtube)
     prof = await _resolve_profile(conn, req, user=user, settings=settings, serving=serving)
-    video = _video_params(req, src)
     await _check_callback(req, settings)
     billed = await create_billed_run(
         conn,
@@ -233,7 +234,7 @@ async def create_run(
         platform_id=src.platform_id,  # type: ignore[arg-type]
         video_id=src.video_id,
         source=src.source,
-        video=video,
+        video=src.facts,
         settings=settings,
         title=src.title,
         idempotency_key=idempotency_key,

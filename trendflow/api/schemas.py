@@ -165,19 +165,30 @@ class _RunRequest(_In):
         return self
 
 
-class _VideoFactsIn(_In):
-    """For a YouTube URL the API does not download the video to price it: send its duration
-    (``duration_s``; width/height default to 1920×1080, the largest analysed). An upload's
-    probed facts are used instead."""
-
-    duration_s: float | None = Field(default=None, gt=0, le=24 * 3600)
-    width: int | None = Field(default=None, gt=0, le=16384)
-    height: int | None = Field(default=None, gt=0, le=16384)
+# Video facts a client once declared for a YouTube URL. The price now comes from the video
+# itself (YouTube's metadata, an upload's probe), so these are refused by name.
+VIDEO_FACT_FIELDS = ("duration_s", "width", "height")
 
 
-class _RunFields(_RunRequest, _VideoFactsIn):
+class _RunFields(_RunRequest):
     """Every field of a run request: ``POST /api/estimate`` takes exactly what ``POST
-    /api/runs`` takes (a client can price the very body it will send) and checks it alike."""
+    /api/runs`` takes (a client can price the very body it will send) and checks it alike.
+
+    The video's duration and frame size are not fields: the API reads them from YouTube's
+    metadata or the upload's probe, and a request that sends ``duration_s``, ``width`` or
+    ``height`` is refused (``400 invalid_input``) rather than priced for a claim."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_declared_facts(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            sent = [name for name in VIDEO_FACT_FIELDS if name in data]
+            if sent:
+                raise ValueError(
+                    f"{', '.join(sent)} not accepted: the price comes from the video itself "
+                    "(YouTube's metadata, or the upload's probe), not from the request"
+                )
+        return data
 
     callback_url: str | None = Field(default=None, max_length=2000)
     max_total: Decimal | None = Field(
@@ -194,6 +205,16 @@ class EstimateIn(_RunFields):
     )
 
 
+class PricedVideoOut(BaseModel):
+    """The video facts a price is computed from: YouTube's metadata for a YouTube URL (the
+    format the run downloads), the probe for an upload. A run whose fetched video is longer or
+    larger is refused (``video_exceeds_quote``), never analysed for this price."""
+
+    duration_s: float = Field(examples=[212.0])
+    width: int = Field(examples=[1920])
+    height: int = Field(examples=[1080])
+
+
 class EstimateOut(BaseModel):
     platform_id: Literal["youtube", "upload"] = Field(description="where the video comes from")
     video_id: str = Field(
@@ -205,6 +226,7 @@ class EstimateOut(BaseModel):
         description="the canonical watch URL that is fetched (YouTube); null for an upload",
         examples=["https://www.youtube.com/watch?v=dQw4w9WgXcQ"],
     )
+    video: PricedVideoOut = Field(description="what the price is computed from")
     currency: Literal["credits"] = "credits"
     total: Decimal
     eta_s: float | None

@@ -5,9 +5,19 @@ Only two kinds of URL are ever fetched: YouTube video URLs (checked by
 ``segmenter.allow_loopback_urls`` is on, direct ``http://127.0.0.1…`` file URLs (tests, demos).
 
 Downloads go to a fresh temporary directory that is removed whatever happens; the finished file
-is moved next to it. Network errors (connection refused or reset, timeouts, HTTP 5xx) are retried
-``download_tries`` times with exponential backoff; everything else fails at once. The whole
-download is limited to ``download_timeout_base_s + download_timeout_per_video_s × duration``.
+is moved next to it. Network errors (connection refused or reset, timeouts, HTTP 429 and 5xx)
+are retried ``download_tries`` times with exponential backoff (:func:`_ydl_options` says which
+layer retries what); everything else fails at once. The whole download is limited to
+``download_timeout_base_s + download_timeout_per_video_s × duration``.
+
+:func:`probe_youtube` reads a YouTube video's metadata without downloading it (the API prices a
+run from it): the same yt-dlp options, format choice, retries, error classification and
+too-long check as the download, in one place.
+
+The extraction step — yt-dlp turning a URL into its info dict, the only network call before the
+media itself — is an :data:`Extract` argument (default :func:`extract_info`), so tests give
+yt-dlp a recorded info dict whose URLs point at a loopback server and everything after it runs
+as in production.
 """
 
 from __future__ import annotations
@@ -19,10 +29,11 @@ import socket
 import tempfile
 import time
 import urllib.error
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from trendflow.contracts.identity import parse_youtube_video_id
@@ -37,7 +48,23 @@ from trendflow.pipeline.components.metadata_features import YOUTUBE_CATEGORIES
 from trendflow.pipeline.types import CaptionSegment, VideoMeta
 from trendflow.settings import SegmenterSettings
 
+if TYPE_CHECKING:
+    from yt_dlp import YoutubeDL
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# yt-dlp's extraction step: (the configured YoutubeDL, URL) → the processed info dict of one
+# video, formats chosen (what ``YoutubeDL.extract_info(url, download=False)`` returns).
+Extract = Callable[["YoutubeDL", str], dict[str, Any]]
+
+
+def extract_info(ydl: YoutubeDL, url: str) -> dict[str, Any]:
+    """The production :data:`Extract`: yt-dlp's extractor for ``url`` (network)."""
+    info = ydl.extract_info(url, download=False)
+    if not isinstance(info, dict):
+        raise DownloadFailed("yt-dlp returned no information for the video")
+    return info
 
 YOUTUBE_FORMAT = "bestvideo[height<=?1080]+bestaudio/best"
 DIRECT_FORMAT = "best"
@@ -51,6 +78,18 @@ class Fetched:
     path: Path
     meta: VideoMeta
     video_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ProbedVideo:
+    """What YouTube says about a video before it is downloaded: the facts a price needs (of
+    the format the download would choose) and its metadata (no captions)."""
+
+    video_id: str
+    duration_s: float
+    width: int
+    height: int
+    meta: VideoMeta
 
 
 class _Timeout(Exception):
@@ -87,42 +126,81 @@ def check_direct_url(url: str, settings: SegmenterSettings) -> str:
     return url.strip()
 
 
-def fetch_youtube(url: str, dest_dir: Path, settings: SegmenterSettings) -> Fetched:
-    """Download a YouTube video (≤ 1080p) with its metadata and captions into ``dest_dir``."""
+def _canonical_youtube(url: str) -> tuple[str, str]:
     video_id = parse_youtube_video_id(url)
+    return video_id, f"https://www.youtube.com/watch?v={video_id}"
+
+
+def fetch_youtube(
+    url: str, dest_dir: Path, settings: SegmenterSettings, *, extract: Extract = extract_info
+) -> Fetched:
+    """Download a YouTube video (≤ 1080p) with its metadata and captions into ``dest_dir``."""
+    video_id, canonical = _canonical_youtube(url)
     if shutil.which("ffmpeg") is None:
         raise DependencyMissing(
             "YouTube downloads merge separate video and audio streams with the ffmpeg program "
             "(Debian package 'ffmpeg')",
             dependency="ffmpeg",
         )
-    canonical = f"https://www.youtube.com/watch?v={video_id}"
-    fetched = _download(canonical, dest_dir, settings, YOUTUBE_FORMAT, captions=True)
+    fetched = _retrying(
+        lambda: _download_once(canonical, dest_dir, settings, YOUTUBE_FORMAT, captions=True,
+                               extract=extract),
+        settings, what="download",
+    )
     return Fetched(fetched.path, fetched.meta, video_id)
 
 
 def fetch_direct_url(url: str, dest_dir: Path, settings: SegmenterSettings) -> Fetched:
     """Download a direct loopback file URL through yt-dlp's generic extractor."""
     checked = check_direct_url(url, settings)
-    return _download(checked, dest_dir, settings, DIRECT_FORMAT, captions=False)
+    return _retrying(
+        lambda: _download_once(checked, dest_dir, settings, DIRECT_FORMAT, captions=False,
+                               extract=extract_info),
+        settings, what="download",
+    )
 
 
-def _download(
-    url: str, dest_dir: Path, settings: SegmenterSettings, fmt: str, *, captions: bool
-) -> Fetched:
+def probe_youtube(
+    url: str, settings: SegmenterSettings, *, extract: Extract = extract_info
+) -> ProbedVideo:
+    """A YouTube video's duration, frame size and metadata, read without downloading it.
+
+    Blocking (network): call it in a thread from async code. The frame size is that of the
+    format the download chooses (:data:`YOUTUBE_FORMAT`). Errors as the download's:
+    ``video_unavailable``, ``download_failed`` (after ``download_tries`` tries for network
+    trouble; also when YouTube reports no duration or frame size, as for a live stream),
+    ``video_too_long``.
+    """
+    video_id, canonical = _canonical_youtube(url)
+    info = _retrying(lambda: _probe_once(canonical, settings, extract), settings, what="probe")
+    duration = _reported_duration(info)
+    width, height = info.get("width"), info.get("height")
+    if duration is None:
+        raise DownloadFailed("YouTube reports no duration for this video (a live stream?)",
+                             reason="no_duration")
+    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        raise DownloadFailed("YouTube reports no frame size for the chosen format",
+                             reason="no_frame_size")
+    return ProbedVideo(video_id=video_id, duration_s=duration, width=width, height=height,
+                       meta=meta_from_info(info, None, None))
+
+
+def _retrying(attempt_once: Callable[[], T], settings: SegmenterSettings, *, what: str) -> T:
+    """``attempt_once()``, again after network trouble (:class:`_Retryable`) with exponential
+    backoff, at most ``download_tries`` times; then ``download_failed``."""
     last: _Retryable | None = None
     for attempt in range(1, settings.download_tries + 1):
         try:
-            return _download_once(url, dest_dir, settings, fmt, captions=captions)
+            return attempt_once()
         except _Retryable as exc:
             last = exc
-            log.warning("download attempt %d/%d failed: %s", attempt, settings.download_tries,
+            log.warning("%s attempt %d/%d failed: %s", what, attempt, settings.download_tries,
                         exc.kind)
             if attempt < settings.download_tries:
                 time.sleep(settings.download_backoff_s * 2 ** (attempt - 1))
     assert last is not None
     raise DownloadFailed(
-        f"the download failed after {settings.download_tries} tries ({last.kind})",
+        f"the {what} failed after {settings.download_tries} tries ({last.kind})",
         tries=settings.download_tries, reason=last.kind,
     ) from last
 
@@ -133,8 +211,70 @@ class _Retryable(Exception):
         self.kind = kind
 
 
+def _ydl_options(settings: SegmenterSettings, fmt: str) -> dict[str, Any]:
+    """The yt-dlp options every call shares: quiet, the socket timeout, no cache, and the one
+    retry rule (``download_tries``, ``download_backoff_s`` doubling).
+
+    Network trouble while the media itself streams (HTTP 5xx, a reset or timed-out read) is
+    retried by yt-dlp's downloader, which resumes the partial file: yt-dlp reports giving up
+    without the error it gave up on, so only it can tell those apart. Everything before or
+    around it — extraction, a 429 on the media, our time limit — is retried by
+    :func:`_retrying`, so no failure is retried by both.
+    """
+    again = settings.download_tries - 1
+
+    def backoff(n: int) -> float:
+        return settings.download_backoff_s * 2 ** n
+
+    return {
+        "format": fmt,
+        "noplaylist": True,
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        "logger": _Quiet(),
+        "retries": again,
+        "fragment_retries": again,
+        "retry_sleep_functions": {"http": backoff, "fragment": backoff},
+        "extractor_retries": 0,
+        "socket_timeout": settings.socket_timeout_s,
+        "cachedir": False,
+    }
+
+
+def _reported_duration(info: dict[str, Any]) -> float | None:
+    duration = info.get("duration")
+    return float(duration) if isinstance(duration, int | float) and duration > 0 else None
+
+
+def check_reported_duration(info: dict[str, Any], settings: SegmenterSettings) -> None:
+    """Refuse (``video_too_long``) a video whose reported duration is over the limit, before
+    anything is downloaded."""
+    duration = _reported_duration(info)
+    if duration is not None and duration > settings.max_duration_s:
+        raise VideoTooLong(
+            f"the video is too long ({duration / 60:.1f} min; maximum "
+            f"{settings.max_duration_s / 60:g} min)",
+            duration_s=duration, max_duration_s=settings.max_duration_s,
+        )
+
+
+def _probe_once(url: str, settings: SegmenterSettings, extract: Extract) -> dict[str, Any]:
+    from yt_dlp import YoutubeDL
+
+    with YoutubeDL({**_ydl_options(settings, YOUTUBE_FORMAT), "skip_download": True}) as ydl:
+        try:
+            info = extract(ydl, url)
+            check_reported_duration(info, settings)
+        except Exception as exc:  # yt-dlp wraps everything in DownloadError
+            _classify(exc)
+            raise
+    return info
+
+
 def _download_once(
-    url: str, dest_dir: Path, settings: SegmenterSettings, fmt: str, *, captions: bool
+    url: str, dest_dir: Path, settings: SegmenterSettings, fmt: str, *, captions: bool,
+    extract: Extract,
 ) -> Fetched:
     from yt_dlp import YoutubeDL
 
@@ -147,36 +287,21 @@ def _download_once(
             raise _Timeout(f"over {limit['s']:.0f} s")
 
     opts: dict[str, Any] = {
-        "format": fmt,
+        **_ydl_options(settings, fmt),
         "outtmpl": str(tmp / "source.%(ext)s"),
         "paths": {"home": str(tmp), "temp": str(tmp)},
-        "noplaylist": True,
-        "quiet": True,
-        "no_warnings": True,
-        "noprogress": True,
-        "logger": _Quiet(),
-        "retries": 0,
-        "fragment_retries": 0,
-        "extractor_retries": 0,
-        "socket_timeout": settings.socket_timeout_s,
         "progress_hooks": [hook],
         "merge_output_format": "mp4",
         "overwrites": True,
-        "cachedir": False,
     }
     try:
         with YoutubeDL(opts) as ydl:
             try:
-                info = ydl.extract_info(url, download=False)
-                duration = info.get("duration")
-                if isinstance(duration, int | float) and duration > settings.max_duration_s:
-                    raise VideoTooLong(
-                        f"the video is too long ({duration / 60:.1f} min; maximum "
-                        f"{settings.max_duration_s / 60:g} min)",
-                        duration_s=float(duration), max_duration_s=settings.max_duration_s,
-                    )
-                if isinstance(duration, int | float):
-                    limit["s"] += settings.download_timeout_per_video_s * float(duration)
+                info = extract(ydl, url)
+                check_reported_duration(info, settings)
+                duration = _reported_duration(info)
+                if duration is not None:
+                    limit["s"] += settings.download_timeout_per_video_s * duration
                 lang = _caption_language(info) if captions else None
                 if lang is not None:
                     manual = lang in (info.get("subtitles") or {})

@@ -53,7 +53,7 @@ async def estimate(
     /api/runs`` takes, checked alike (``409 price_changed`` above ``max_total``). Nothing is
     reserved."""
     return await service.estimate_run(conn, body, user=user, settings=ctx.settings, store=store,
-                                      serving=ctx.model_serving)
+                                      serving=ctx.model_serving, youtube=ctx.youtube)
 
 
 @router.post(
@@ -75,7 +75,7 @@ async def create_run(
     ``Location`` is the run's URL."""
     run, created, est = await service.create_run(
         conn, body, user=user, idempotency_key=idempotency_key, settings=ctx.settings,
-        store=ctx.store, serving=ctx.model_serving,
+        store=ctx.store, serving=ctx.model_serving, youtube=ctx.youtube,
     )
     if created and run.status == "queued" and ctx.scheduler is not None:
         ctx.spawn(ctx.scheduler.wake())

@@ -99,7 +99,7 @@ async def process_sync(body: RunIn, user: CurrentUser, conn: Conn, ctx: Context)
         raise EndpointDisabled("/process/sync is disabled (development only)")
     run, _, _ = await service.create_run(
         conn, body, user=user, idempotency_key=None, settings=ctx.settings, store=ctx.store,
-        serving=ctx.model_serving,
+        serving=ctx.model_serving, youtube=ctx.youtube,
     )
     if ctx.scheduler is not None:
         await ctx.scheduler.wake()

@@ -103,7 +103,6 @@ async function newAnalysisView() {
   const desc = el("textarea", { id: "description", maxlength: 5000 });
   const tags = el("input", { type: "text", id: "tags" });
   const url = el("input", { type: "url", id: "youtube-url", placeholder: "https://www.youtube.com/watch?v=…" });
-  const dur = el("input", { type: "number", id: "duration-s", min: 1, max: 86400, step: "any" });
   const uploadBtn = el("button", { type: "button", id: "upload", text: t("upload") });
   const uploadInfo = el("p", { id: "upload-info", class: "muted", "aria-live": "polite" });
   const select = el("select", { id: "profile" },
@@ -115,7 +114,7 @@ async function newAnalysisView() {
 
   const fileGroup = el("div", { id: "file-group" }, field("file", file), field("title", title),
     field("description", desc), field("tags", tags), uploadBtn, uploadInfo);
-  const urlGroup = el("div", { id: "url-group", hidden: true }, field("youtube_url", url), field("duration", dur));
+  const urlGroup = el("div", { id: "url-group", hidden: true }, field("youtube_url", url));
   const radio = (value, key) => el("label", { class: "inline" },
     el("input", { type: "radio", name: "source", value, checked: value === "file", onchange: () => {
       mode.value = value; fileGroup.hidden = value !== "file"; urlGroup.hidden = value !== "url"; update();
@@ -139,8 +138,8 @@ async function newAnalysisView() {
       if (!draft.uploadId) return null;
       body.upload_id = draft.uploadId;
     } else {
-      if (!url.value || !Number(dur.value)) return null;
-      body.youtube_url = url.value.trim(); body.duration_s = Number(dur.value);
+      if (!url.value) return null;
+      body.youtube_url = url.value.trim(); // the API reads its duration and size from YouTube
     }
     return chosen.length ? body : null;
   }
@@ -183,7 +182,7 @@ async function newAnalysisView() {
     } finally { start.disabled = false; }
   }));
   select.addEventListener("change", () => { drawToggles(); update(); });
-  url.addEventListener("change", update); dur.addEventListener("change", update);
+  url.addEventListener("change", update);
   drawToggles();
   main.replaceChildren(el("section", { class: "panel", "aria-labelledby": "h-new" },
     el("h2", { id: "h-new", text: t("new_analysis") }),
