@@ -13,6 +13,10 @@ will be ready:
   run waits that long before it is planned, so that runs arriving together are planned together
   (measured: the 5 s "queue" stage of every run in ``bench_e2e.py``); 0 for a cache hit.
 
+There is no cold-start term: the scheduler takes no run before its worker pools are warm
+(:meth:`trendflow.actors.pools.Pools.warm`, ``runtime.warm_workers``), so the first run after
+``trendflow up`` is estimated like any other (``bench_estimate.py --eta`` measures both).
+
 A profile that renders with ``engine: llm`` has one more line, :data:`RENDER_LINE`: the render
 stage after the components, priced from its own ``component_pricing`` row (unit ``run``),
 reserved and settled like an optional component — charged when the render succeeded, released
