@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import ray
 
 from tests.actors.conftest import Runtime, named_actor
+from trendflow.actors.scheduler import start_scheduler as start
 from trendflow.db.repositories import catalog
+from trendflow.errors import ServiceUnavailable
 from trendflow.pipeline.components.registry import get_component
 
 
@@ -46,3 +49,22 @@ async def test_without_warming_the_workers_start_cold(
     handle = start_scheduler(runtime.settings)  # the bench's warm_workers = False
     info = ray.get(handle.describe.remote(), timeout=30)
     assert info["warm"] == {"state": "off"}
+
+
+async def test_a_worker_that_does_not_warm_fails_the_start_with_its_name(
+    runtime: Runtime,
+) -> None:
+    settings = runtime.settings.model_copy(deep=True)
+    settings.runtime.warm_workers = True
+    settings.runtime.warm_timeout_s = 0.001  # no actor process starts this fast
+    settings.triton.enabled = False
+    try:
+        with pytest.raises(ServiceUnavailable) as raised:
+            start(settings, timeout_s=60)
+        failed = raised.value.details["workers"]
+        assert {n.rsplit("-", 1)[0] for n in failed} >= {
+            "trendflow-segmenter-0", "trendflow-cpu-0", "trendflow-cpu-1"}
+        assert all("did not warm within" in why for why in failed.values())
+    finally:  # the scheduler is detached: it (and the pools it owns) goes only when killed
+        ray.kill(ray.get_actor(settings.runtime.scheduler_name,
+                               namespace=settings.runtime.namespace), no_restart=True)
