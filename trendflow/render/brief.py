@@ -139,12 +139,6 @@ def fmt(value: float, decimals: int) -> str:
     return "0" if float(text) == 0 else text
 
 
-def signed(value: float, decimals: int) -> str:
-    """A change as the statements write it: ``+17``, ``-4``, ``0``."""
-    text = fmt(value, decimals)
-    return text if text.startswith("-") or text == "0" else f"+{text}"
-
-
 def count(value: float) -> str:
     """A large count to three significant digits (``12437`` → ``12400``), as people read it."""
     if abs(value) < 1000:
@@ -195,6 +189,8 @@ class _Effect:
     phrase: str  # "with 15 tags", in the brief's locale
     facts: tuple[Fact, ...]  # the target, the median views after the move, the change in %
     norms: tuple[str, ...]  # the numbers the phrase names besides its target
+    # "9 % more": the size of the change in words, not a sign a rephrasing would drop
+    change: str
 
 
 class _Builder:
@@ -275,8 +271,8 @@ class _Builder:
             effect = {"target": target.value, "views_p50": views.value,
                       "change_pct": change.value}
             text += self.t(f" Прогноз {found.phrase}: {views.shown} просмотров по медиане "
-                           f"({change.shown} %).", f" Forecast {found.phrase}: a median of "
-                           f"{views.shown} views ({change.shown} %).")
+                           f"({found.change}).", f" Forecast {found.phrase}: a median of "
+                           f"{views.shown} views ({found.change}).")
             facts += found.facts
             norms += found.norms
         self.recs.append(Recommendation(rid, rule, text, tuple(f.key for f in evidence), effect))
@@ -296,9 +292,13 @@ class _Builder:
                              w["views"]["p50"], "views", shown=count(w["views"]["p50"]))
         pct = 100.0 * (w["change_p50_ratio"] - 1.0)
         change = self.derived(f"popularity_prediction.whatif_{slug}_change_pct", pct, "%",
-                              shown=signed(pct, 0))
+                              shown=fmt(abs(pct), 0))
         phrase = self.t(ru, en).format(target.shown)
-        return _Effect(feature, phrase, (target, views, change), norms)
+        size = (self.t("изменение {0} %", "a change of {0} %") if change.shown == "0" else
+                self.t("на {0} % больше", "{0} % more") if pct > 0 else
+                self.t("на {0} % меньше", "{0} % fewer"))
+        return _Effect(feature, phrase, (target, views, change), norms,
+                       size.format(change.shown))
 
 
 _FORECAST_KEYS = frozenset({"views", "likes", "horizon_days", "contributions",
@@ -832,73 +832,96 @@ def _speech(b: _Builder) -> None:
               [], priority=2)
 
 
+@dataclass(frozen=True, slots=True)
+class _SpanMeasure:
+    """One measure the timeline states for each span ({2}: its value)."""
+
+    component: str
+    name: str
+    unit: str
+    ru: str
+    en: str
+    decimals: int
+    priority: int
+
+
+_SPAN_MEASURES = (
+    _SpanMeasure("shot_detection", "cuts", "count", "склеек: {2}", "there are {2} cuts", 0, 1),
+    _SpanMeasure("loudness", "lufs", "LUFS", "громкость в среднем {2} LUFS",
+                 "loudness averages {2} LUFS", 1, 1),
+    _SpanMeasure("speech_activity", "speech_pct", "%", "речь звучит {2} % времени",
+                 "speech takes {2} % of the time", 0, 1),
+    _SpanMeasure("motion", "motion_mean", "frame heights/s",
+                 "движение: {2} высоты кадра в секунду", "motion is {2} frame heights per second",
+                 2, 2),
+    _SpanMeasure("color_stats", "brightness", "0-1", "яркость: {2}", "brightness is {2}", 2, 2),
+)
+
+
 def _timeline(b: _Builder) -> None:
-    """Each span's cuts, motion, loudness, speech share and brightness; then the loudest and
-    quietest span, the busiest one and where the motion peaks."""
+    """One measure at a time over every span — cuts, loudness, speech share, motion,
+    brightness — so that a shorter text drops the least needed measures, not the end of the
+    video; then the loudest and quietest span, the busiest one and where the motion peaks."""
     duration = b.scalar("metadata_features", "duration_s")
     if duration is None or duration <= 0:
         return
     digits = 0 if duration >= 20 else 1
     spans = _spans(duration)
+    edges = [(b.derived(f"timeline.span{i}_start_s", a, "s", digits),
+              b.derived(f"timeline.span{i}_end_s", z, "s", digits))
+             for i, (a, z) in enumerate(spans, start=1)]
+
+    def per_span(times: np.ndarray | None, values: np.ndarray | None,
+                 reduce: Callable[[np.ndarray], float | None]) -> list[float | None]:
+        if times is None or values is None:
+            return []
+        out = []
+        for i, (a, z) in enumerate(spans):
+            inside = values[_in_span(times, a, z, i == len(spans) - 1)]
+            out.append(reduce(inside) if inside.size else None)
+        return out
+
     cuts = b.array("shot_detection", "cut_timestamps_s")
-    mt, mm = b.array("motion", "timestamps_s"), b.array("motion", "motion_magnitude")
-    lt, ll = b.array("loudness", "short_term_times_s"), b.array("loudness", "short_term_lufs")
     segments = b.array("speech_activity", "segments_s")
-    ct, cb = b.array("color_stats", "timestamps_s"), b.array("color_stats", "brightness")
-    loudness: list[tuple[float, int]] = []
-    cut_counts: list[int] = []
-    edges: list[tuple[Fact, Fact]] = []
-    for i, (a, z) in enumerate(spans, start=1):
-        last = i == len(spans)
-        start = b.derived(f"timeline.span{i}_start_s", a, "s", digits)
-        end = b.derived(f"timeline.span{i}_end_s", z, "s", digits)
-        edges.append((start, end))
-        if cuts is not None:
-            n = int(np.sum(_in_span(cuts, a, z, last)))
-            f = b.derived(f"shot_detection.span{i}_cuts", n, "count", 0)
-            b.say("timeline", _words("С {0} по {1} с склеек: {2}.",
-                                     "From {0} to {1} s there are {2} cuts."),
-                  [start, end, f], priority=1)
-            cut_counts.append(n)
-        if mt is not None and mm is not None and np.any(_in_span(mt, a, z, last)):
-            f = b.derived(f"motion.span{i}_motion_mean",
-                          float(mm[_in_span(mt, a, z, last)].mean()), "frame heights/s", 2)
-            b.say("timeline", _words("С {0} по {1} с движение: {2} высоты кадра в секунду.",
-                                     "From {0} to {1} s motion is {2} frame heights per second."),
-                  [start, end, f], priority=2)
-        if lt is not None and ll is not None:
-            level = _energy_mean(ll[_in_span(lt, a, z, last)])
-            if level is not None:
-                f = b.derived(f"loudness.span{i}_lufs", level, "LUFS", 1)
-                b.say("timeline", _words("С {0} по {1} с громкость в среднем {2} LUFS.",
-                                         "From {0} to {1} s loudness averages {2} LUFS."),
-                      [start, end, f], priority=1)
-                loudness.append((level, i - 1))
-        if segments is not None:
-            f = b.derived(f"speech_activity.span{i}_speech_pct",
-                          100 * _overlap(segments, a, z) / (z - a), "%", 0)
-            b.say("timeline", _words("С {0} по {1} с речь звучит {2} % времени.",
-                                     "From {0} to {1} s speech takes {2} % of the time."),
-                  [start, end, f], priority=1)
-        if ct is not None and cb is not None and np.any(_in_span(ct, a, z, last)):
-            f = b.derived(f"color_stats.span{i}_brightness",
-                          float(cb[_in_span(ct, a, z, last)].mean()), "0-1", 2)
-            b.say("timeline", _words("С {0} по {1} с яркость: {2}.",
-                                     "From {0} to {1} s brightness is {2}."),
-                  [start, end, f], priority=2)
-    if len(loudness) >= 2 and max(loudness)[0] - min(loudness)[0] >= 0.1:
-        for (_, j), ru, en in ((max(loudness), "Громче всего", "The loudest span"),
-                                   (min(loudness), "Тише всего", "The quietest span")):
+    values: dict[str, list[float | None]] = {
+        "cuts": [] if cuts is None else [
+            float(np.sum(_in_span(cuts, a, z, i == len(spans) - 1)))
+            for i, (a, z) in enumerate(spans)],
+        "lufs": per_span(b.array("loudness", "short_term_times_s"),
+                         b.array("loudness", "short_term_lufs"), _energy_mean),
+        "speech_pct": [] if segments is None else [
+            100 * _overlap(segments, a, z) / (z - a) for a, z in spans],
+        "motion_mean": per_span(b.array("motion", "timestamps_s"),
+                                b.array("motion", "motion_magnitude"), lambda v: float(v.mean())),
+        "brightness": per_span(b.array("color_stats", "timestamps_s"),
+                               b.array("color_stats", "brightness"), lambda v: float(v.mean())),
+    }
+    found: dict[str, list[tuple[float, int]]] = {}
+    for m in _SPAN_MEASURES:
+        for i, value in enumerate(values[m.name]):
+            if value is None:
+                continue
+            f = b.derived(f"{m.component}.span{i + 1}_{m.name}", value, m.unit, m.decimals)
+            b.say("timeline", _words(f"С {{0}} по {{1}} с {m.ru}.",
+                                     f"From {{0}} to {{1}} s {m.en}."),
+                  [*edges[i], f], priority=m.priority)
+            found.setdefault(m.name, []).append((value, i))
+    levels = found.get("lufs", [])
+    if len(levels) >= 2 and max(levels)[0] - min(levels)[0] >= 0.1:
+        for (_, j), ru, en in ((max(levels), "Громче всего", "The loudest span"),
+                               (min(levels), "Тише всего", "The quietest span")):
             f = b.facts[f"loudness.span{j + 1}_lufs"]
             b.say("timeline", _words(ru + " с {0} по {1} с: {2} LUFS.",
                                      en + " runs from {0} to {1} s at {2} LUFS."),
-                  [*edges[j], f], priority=1)
-    if len(cut_counts) > 1 and max(cut_counts) > min(cut_counts):
-        j = cut_counts.index(max(cut_counts))  # the first of the busiest
+                  [*edges[j], f])
+    counts = [v for v, _ in found.get("cuts", [])]
+    if len(counts) > 1 and max(counts) > min(counts):
+        j = counts.index(max(counts))  # the first of the busiest
         f = b.facts[f"shot_detection.span{j + 1}_cuts"]
         b.say("timeline", _words("Темп монтажа выше всего с {0} по {1} с: {2} склеек.",
                                  "The edit is busiest from {0} to {1} s, with {2} cuts."),
-              [*edges[j], f], priority=1)
+              [*edges[j], f])
+    mt, mm = b.array("motion", "timestamps_s"), b.array("motion", "motion_magnitude")
     if mt is not None and mm is not None and mm.size:
         k = int(np.argmax(mm))
         at = b.derived("motion.peak_time_s", float(mt[k]), "s", 1)
@@ -1013,21 +1036,33 @@ def _forecast(b: _Builder) -> None:
                                      "of the training labels."), [p50])
         b.say("forecast", _words(f"С вероятностью 80 % {ru} будет от {{0}} до {{1}}.",
                                  f"The 80 % interval runs from {{0}} to {{1}} {en}."),
-              [p10, p90], ("80",), priority=0 if what == "views" else 1)
+              [p10, p90], ("80",))
     if doc["views"]["p50"] > 0:
         rate = b.derived("popularity_prediction.like_rate_pct",
                          100 * doc["likes"]["p50"] / doc["views"]["p50"], "%", 1)
         b.say("forecast", _words("Ожидаемая доля лайков: {0} % просмотров.",
-                                 "The expected like rate is {0} % of the views."), [rate],
-              priority=1)
+                                 "The expected like rate is {0} % of the views."), [rate])
     for w in doc["whatifs"]:
         if w["feature"] not in b.effects:
             continue
         effect = b.effects[w["feature"]]
         phrase = effect.phrase[:1].upper() + effect.phrase[1:]
-        b.say("forecast", _words(f"{phrase} медианный прогноз — {{1}} просмотров ({{2}} %).",
-                                 f"{phrase}, the median forecast would be {{1}} views "
-                                 "({2} %)."), list(effect.facts), effect.norms, priority=1)
+        b.say("forecast", _words(f"{phrase} медианный прогноз — {{1}} просмотров "
+                                 f"({effect.change}).", f"{phrase}, the median forecast would "
+                                 f"be {{1}} views ({effect.change})."), list(effect.facts),
+              effect.norms)
+
+
+def _least_needed(pool: Sequence[Statement]) -> int:
+    """The statement to leave out first: of the lowest priority (a recommendation last), the
+    last one of the section that has the most statements left, so sections shrink evenly."""
+    worst = max((st.priority, st.recommendation is None) for st in pool)
+    sizes: dict[str, int] = {}
+    for st in pool:
+        sizes[st.section] = sizes.get(st.section, 0) + 1
+    return max((i for i, st in enumerate(pool)
+                if (st.priority, st.recommendation is None) == worst),
+               key=lambda i: (sizes[pool[i].section], i))
 
 
 RULES: tuple[Callable[[_Builder], None], ...] = (_overview, _hook, _pace, _picture, _sound,
@@ -1038,10 +1073,10 @@ def build_brief(components: Mapping[str, Arrays], *, locale: Locale, sentences_m
                 sentences_max: int) -> Brief:
     """The brief of a run for a text of ``sentences_min``…``sentences_max`` sentences.
 
-    Statements of the lowest priority are left out, the last first, until the count fits
-    ``sentences_max``; recommendations go last of all. A run with fewer statements than
-    ``sentences_min`` yields a shorter brief (the caller refuses it: it cannot be stretched
-    without inventing facts).
+    Statements of the lowest priority are left out until the count fits ``sentences_max``,
+    the last of the largest section first; recommendations go last of all. A run with fewer
+    statements than ``sentences_min`` yields a shorter brief (the caller refuses it: it cannot
+    be stretched without inventing facts).
     """
     b = _Builder(locale, components)
     for rule in RULES:
@@ -1050,8 +1085,7 @@ def build_brief(components: Mapping[str, Arrays], *, locale: Locale, sentences_m
     order = {name: i for i, name in enumerate(SECTIONS)}
     pool = sorted(b.statements, key=lambda s: order[s.section])
     while len(pool) > sentences_max:
-        del pool[max(range(len(pool)), key=lambda i: (pool[i].priority,
-                                                      pool[i].recommendation is None, i))]
+        del pool[_least_needed(pool)]
     kept = tuple(Statement(f"s{i + 1}", s.section, s.text, s.numbers, s.facts,
                            s.recommendation, s.priority) for i, s in enumerate(pool))
     used = {s.recommendation for s in kept if s.recommendation}
@@ -1059,4 +1093,4 @@ def build_brief(components: Mapping[str, Arrays], *, locale: Locale, sentences_m
 
 
 __all__ = ["NORMS", "SECTIONS", "SECTION_TITLES", "Brief", "Fact", "Locale", "Recommendation",
-           "Statement", "build_brief", "count", "fmt", "signed"]
+           "Statement", "build_brief", "count", "fmt"]
