@@ -137,3 +137,33 @@ def test_the_fast_brief_still_fits_a_short_text(locale: str) -> None:
     brief = build_brief(fast_arrays(), locale=locale, sentences_min=20, sentences_max=24)
     assert 20 <= len(brief.statements) <= 24
     assert validate(brief, _echo(brief)).ok
+
+
+def test_each_rule_fires_on_its_finding_and_keeps_its_numbers() -> None:
+    arrays = rich_arrays(profile_components("prediction"))
+    faces = arrays["faces"]
+    faces["face_count"] = np.where(faces["timestamps_s"] < 3, 0, faces["face_count"]).astype(
+        np.int32)
+    arrays["speech_activity"]["segments_s"] = arrays["speech_activity"]["segments_s"] + 3.8
+    arrays["metadata_features"]["description_hashtags"] = np.int64(64)
+    arrays["metadata_features"]["title_chars"] = np.int64(88)
+    arrays["loudness"]["integrated_lufs"] = np.float64(-9.5)
+    for locale in LOCALES:
+        brief = build_brief(arrays, locale=locale, sentences_min=50, sentences_max=60)
+        rules = {r.rule: r for r in brief.recommendations}
+        assert {"hook_face", "hook_speech", "hashtags_many", "title_long",
+                "loudness_down"} <= set(rules)
+        assert rules["hook_face"].effect is not None  # the forecast's face-in-the-hook what-if
+        assert rules["loudness_down"].effect is not None
+        assert "hook_cut" not in rules and "hashtags_none" not in rules
+        assert validate(brief, _echo(brief)).ok
+
+
+def test_a_fast_speaker_is_told_the_narration_pace() -> None:
+    arrays = rich_arrays(profile_components("full"))
+    arrays["transcript"]["words_per_minute"] = np.float64(212.0)
+    brief = build_brief(arrays, locale="en", sentences_min=50, sentences_max=60)
+    rate = next(r for r in brief.recommendations if r.rule == "speech_rate")
+    assert rate.text == ("Speak slower: 212 words per minute, while clear narration runs at "
+                         "120 to 160.")
+    assert validate(brief, _echo(brief)).ok

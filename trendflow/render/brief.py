@@ -467,7 +467,9 @@ def _hook(b: _Builder) -> None:
             b.say("hook", _words("В первые 3 секунды лицо видно в {0} % кадров.",
                                  "A face is visible in {0} % of the first 3 seconds' frames."),
                   [f], ("3",))
-            if ratio == 0:
+            overall = b.scalar("faces", "frames_with_faces_ratio")
+            # a video without faces at all gets the "faces" rule instead
+            if ratio == 0 and overall is not None and overall >= 0.3:
                 b.recommend("hook_face", _words(
                     "Покажите лицо в первые 3 секунды: сейчас оно там в {0} % кадров.",
                     "Show a face within the first 3 seconds: it is in {0} % of their frames "
