@@ -848,15 +848,15 @@ class _SpanMeasure:
 
 
 _SPAN_MEASURES = (
-    _SpanMeasure("shot_detection", "cuts", "count", "склеек: {2}", "there are {2} cuts", 0, 1),
+    _SpanMeasure("shot_detection", "cuts", "count", "склеек {2}", "there are {2} cuts", 0, 1),
     _SpanMeasure("loudness", "lufs", "LUFS", "громкость в среднем {2} LUFS",
                  "loudness averages {2} LUFS", 1, 1),
     _SpanMeasure("speech_activity", "speech_pct", "%", "речь звучит {2} % времени",
                  "speech takes {2} % of the time", 0, 1),
     _SpanMeasure("motion", "motion_mean", "frame heights/s",
-                 "движение: {2} высоты кадра в секунду", "motion is {2} frame heights per second",
+                 "движение {2} высоты кадра в секунду", "motion is {2} frame heights per second",
                  2, 2),
-    _SpanMeasure("color_stats", "brightness", "0-1", "яркость: {2}", "brightness is {2}", 2, 2),
+    _SpanMeasure("color_stats", "brightness", "0-1", "яркость {2}", "brightness is {2}", 2, 2),
 )
 
 
@@ -904,7 +904,7 @@ def _timeline(b: _Builder) -> None:
             if value is None:
                 continue
             f = b.derived(f"{m.component}.span{i + 1}_{m.name}", value, m.unit, m.decimals)
-            b.say("timeline", _words(f"С {{0}} по {{1}} с {m.ru}.",
+            b.say("timeline", _words(f"С {{0}} по {{1}} с: {m.ru}.",
                                      f"From {{0}} to {{1}} s {m.en}."),
                   [*edges[i], f], priority=m.priority)
             found.setdefault(m.name, []).append((value, i))
