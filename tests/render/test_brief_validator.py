@@ -70,3 +70,10 @@ def test_numbers_are_read_with_either_decimal_mark_and_rounding() -> None:
     lufs = next(st for st in brief.statements if "-21.4" in st.text)
     ok = validate(brief, _sections(brief, {lufs.id: lufs.text.replace("-21.4", "−21,4")}))
     assert ok.ok, ok.problems
+
+
+def test_thousands_grouped_by_a_space_are_one_number() -> None:
+    # Russian groups thousands with a (no-break) space: a faithful "12 400" is the fact 12400.
+    assert numbers_in("Прогноз: 12 400 просмотров, 1\u00a0250 лайков и 3 склейки") == [
+        (12400.0, 0), (1250.0, 0), (3.0, 0)]
+    assert numbers_in("за 3 с, 45 %") == [(3.0, 0), (45.0, 0)]

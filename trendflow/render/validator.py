@@ -16,7 +16,11 @@ from dataclasses import dataclass
 
 from trendflow.render.brief import Brief
 
-_NUMBER = re.compile(r"(?<![\w.,])[-−–]?\d+(?:[.,]\d+)?(?![\w])")
+# A number, its thousands optionally grouped by a space (Russian writes 12 400, with a normal,
+# no-break or narrow no-break space), and a decimal point or comma.
+_NUMBER = re.compile(r"(?<![\w.,])[-−–]?(?:\d{1,3}(?:[ \u00a0\u202f]\d{3})+|\d+)(?:[.,]\d+)?"
+                     r"(?![\w])")
+_GROUP_SPACE = re.compile(r"[ \u00a0\u202f]")
 _MARKER = re.compile(r"\[(R\d+)\]")
 
 
@@ -37,7 +41,8 @@ def numbers_in(text: str) -> list[tuple[float, int]]:
     """Every number of ``text`` as (value, decimals written); ``,`` counts as a decimal point."""
     out = []
     for match in _NUMBER.finditer(_MARKER.sub(" ", text)):
-        raw = match.group().replace("−", "-").replace("–", "-").replace(",", ".")
+        raw = _GROUP_SPACE.sub("", match.group()).replace("−", "-").replace("–", "-")
+        raw = raw.replace(",", ".")
         decimals = len(raw.split(".")[1]) if "." in raw else 0
         out.append((float(raw), decimals))
     return out
