@@ -44,6 +44,7 @@ from trendflow.api.shedding import LoadShedder
 from trendflow.api.webhooks import WebhookDispatcher
 from trendflow.contracts.identity import dataprocessor_version
 from trendflow.db import connect_and_migrate
+from trendflow.pipeline.fetch import Extract, extract_info
 from trendflow.settings import Settings, get_settings
 from trendflow.storage.factory import open_store
 from trendflow.web import install_studio
@@ -63,14 +64,17 @@ async def open_context(
     settings: Settings,
     *,
     scheduler: SchedulerLink | None = None,
+    extract_youtube: Extract = extract_info,
 ) -> ApiContext:
-    """Open what the routes share, from settings (production wiring)."""
+    """Open what the routes share, from settings (production wiring; ``extract_youtube`` is
+    yt-dlp's extraction step, which tests replace with recorded info dicts)."""
     db = await connect_and_migrate(settings)
     return ApiContext(
         settings=settings,
         db=db,
         store=open_store(settings),
         scheduler=scheduler,
+        extract_youtube=extract_youtube,
     )
 
 

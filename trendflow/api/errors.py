@@ -47,6 +47,7 @@ _STATUS_TITLES = {
     413: "Upload too large", 415: "Not a video", 422: "Cannot be processed",
     429: "Too many runs: retry after Retry-After seconds",
     500: "Internal error (details are in the operator's logs)",
+    502: "A service the API relies on failed (YouTube after retries, the LLM)",
     503: "Temporarily unavailable: retry after Retry-After seconds (overloaded)",
 }
 

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from trendflow.api import runs as service
 from trendflow.api.deps import Conn, Context, CurrentUser, SettingsDep, StoreDep
+from trendflow.api.errors import error_responses
 from trendflow.api.presentation import component_json
 from trendflow.api.schemas import (
     ComponentDataOut,
@@ -37,6 +38,9 @@ ComponentName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 404)
 }
+# What reading the video's facts can answer: out of the limits (422), YouTube failing after
+# the retries or reporting no duration (502 download_failed; 404 video_unavailable is above).
+_VIDEO_ERRORS = error_responses(422, 502)
 _LOCATION = {"Location": {"description": "the run's URL (``GET`` it for the results)",
                           "required": True, "schema": {"type": "string"}}}
 _POLL_HINT = {"Retry-After": {
@@ -45,7 +49,7 @@ _POLL_HINT = {"Retry-After": {
 
 
 @router.post("/api/estimate", response_model=EstimateOut,
-             responses={**_ERRORS, 409: {"model": ErrorOut}})
+             responses={**_ERRORS, 409: {"model": ErrorOut}, **_VIDEO_ERRORS})
 async def estimate(
     body: EstimateIn, user: CurrentUser, conn: Conn, ctx: Context, store: StoreDep
 ) -> EstimateOut:
@@ -61,7 +65,7 @@ async def estimate(
     status_code=201,
     response_model=RunCreatedOut,
     responses={**_ERRORS, 201: {"headers": _LOCATION}, 402: {"model": ErrorOut},
-               409: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+               409: {"model": ErrorOut}, 429: {"model": ErrorOut}, **_VIDEO_ERRORS},
 )
 async def create_run(
     body: RunIn,

@@ -91,7 +91,7 @@ async def metrics() -> Response:
 
 
 @router.post("/process/sync", response_model=RunStatusOut,
-             responses=error_responses(402, 404, 409, 422, 429, 504))
+             responses=error_responses(402, 404, 409, 422, 429, 502, 504))
 async def process_sync(body: RunIn, user: CurrentUser, conn: Conn, ctx: Context) -> RunStatusOut:
     """Development only (``TRENDFLOW_API__SYNC_ENDPOINT_ENABLED``): create a run and wait for
     it to finish (at most ``sync_timeout_s``, 5 minutes)."""
