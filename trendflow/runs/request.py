@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import asyncpg
@@ -23,10 +24,11 @@ import asyncpg
 from trendflow.contracts.profile import ModelRef, ProfileConfig, config_hash, model_signature
 from trendflow.db.repositories import catalog
 from trendflow.db.repositories import profiles as profiles_repo
-from trendflow.errors import InputError, ModelServingDisabled
+from trendflow.errors import InputError, ModelNotFound, ModelServingDisabled
 from trendflow.pipeline.components.registry import get_component
 from trendflow.render.gateway import require_llm
 from trendflow.settings import LlmSettings, TritonSettings
+from trendflow.triton.mapping import parse_ref
 from trendflow.triton.readiness import ModelServingProbe, require_predictor
 
 
@@ -87,6 +89,24 @@ async def check_profile(
             )
 
 
+def pin_default_models(profile: profiles_repo.Profile,
+                       defaults: Mapping[str, str]) -> profiles_repo.Profile:
+    """``profile`` with every enabled model-backed component that pins no model pinned to this
+    deployment's default for it (``settings.triton.models``: ``component → name:version``), as a
+    user's profile is when it is saved (``PUT /api/profiles/{id}``, an inline profile). A run
+    pins exactly the profile's models; a component without a default stays unpinned and
+    :func:`resolve_profile` refuses it (``model_not_found``)."""
+    components = []
+    for comp in profile.components:
+        ref = defaults.get(comp.component_name)
+        if (comp.enabled and not comp.models and ref is not None
+                and get_component(comp.component_name).USES_MODEL_SERVER):
+            name, version = parse_ref(ref)
+            comp = replace(comp, models=(profiles_repo.ModelMapping(name, version),))
+        components.append(comp)
+    return replace(profile, components=tuple(components))
+
+
 async def resolve_profile(
     conn: asyncpg.Connection,
     *,
@@ -132,6 +152,13 @@ async def resolve_profile(
         profile = replace(inline, profile_id=inline_profile_id(user_id, digest),
                           user_id=user_id)
     models = profile.pinned_models()
+    unpinned = [name for name in model_backed(config) if name not in models]
+    if unpinned and models_served:
+        raise ModelNotFound(
+            f"{', '.join(unpinned)} in profile {profile.profile_id or 'inline'!r} pin no model "
+            "(name:version): save the profile again to pin this deployment's defaults, or "
+            "give each component its model",
+            component=unpinned[0], components=unpinned)
     if triton is not None:
         await require_predictor(triton, [c.name for c in config.enabled],
                                 {name: ref.ref for name, ref in models.items()})
@@ -151,4 +178,4 @@ async def resolve_profile(
 
 
 __all__ = ["ResolvedProfile", "check_profile", "inline_profile_id", "model_backed",
-           "resolve_profile"]
+           "pin_default_models", "resolve_profile"]

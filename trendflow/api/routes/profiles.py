@@ -7,12 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
-from trendflow.api.deps import Conn, CurrentUser
+from trendflow.api.deps import Conn, CurrentUser, SettingsDep
 from trendflow.api.schemas import PROFILE_ID_PATTERN, ComponentIn, ErrorOut, ProfileIn, ProfileOut
 from trendflow.db.repositories import profiles as repo
 from trendflow.db.repositories.users import User
 from trendflow.errors import Forbidden
-from trendflow.runs.request import check_profile
+from trendflow.runs.request import check_profile, pin_default_models
 
 router = APIRouter(prefix="/api/profiles", tags=["profiles"])
 ProfileId = Annotated[str, Path(pattern=PROFILE_ID_PATTERN)]
@@ -62,7 +62,7 @@ async def _check_writable(conn: Conn, profile_id: str, user: User) -> None:
 
 @router.put("/{profile_id}", response_model=ProfileOut, responses=_ERRORS)
 async def put_profile(
-    profile_id: ProfileId, body: ProfileIn, user: CurrentUser, conn: Conn
+    profile_id: ProfileId, body: ProfileIn, user: CurrentUser, conn: Conn, settings: SettingsDep
 ) -> ProfileOut:
     """Create or replace one of your profiles (``profile_id`` in the path and body agree)."""
     if body.profile_id != profile_id:
@@ -83,6 +83,8 @@ async def put_profile(
             for c in body.components
         ),
     )
+    # Model-backed components pin this deployment's default models unless the body pins one.
+    profile = pin_default_models(profile, settings.triton.models)
     # What a run of it would be refused for is refused now (components, params, catalog).
     await check_profile(conn, profile.config())
     await _check_writable(conn, profile_id, user)
