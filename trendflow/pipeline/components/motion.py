@@ -69,7 +69,7 @@ def _grey_small(frame: np.ndarray) -> np.ndarray:
 def _dis() -> cv2.DISOpticalFlow:
     """One DIS instance per worker process (it keeps buffers between calls; maps of one
     process run one at a time)."""
-    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+    return cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
 
 
 def flow_measures(prev: np.ndarray, cur: np.ndarray, fps: float) -> tuple[float, ...]:
