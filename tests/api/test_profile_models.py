@@ -22,6 +22,23 @@ async def test_a_saved_profile_pins_the_default_models(api: ApiHarness) -> None:
                                                 user_id=alice.user.user_id)
     pinned = {name: ref.ref for name, ref in saved.pinned_models().items()}
     assert pinned == {"faces": api.ctx.settings.triton.models["faces"]}
+    # The API shows the pin, so a copy of the profile (GET → PUT) keeps it.
+    shown = (await api.client.get("/api/profiles/alice-faces", headers=alice.headers)).json()
+    assert {c["name"]: c["model"] for c in shown["components"]} == {
+        "shot_detection": None, "faces": pinned["faces"]}
+    explicit = {**BODY, "components": [{"name": "faces", "model": "face_detector:1"}]}
+    r = await api.client.put("/api/profiles/alice-faces", json=explicit, headers=alice.headers)
+    assert r.json()["components"][0]["model"] == "face_detector:1", r.text
+
+
+async def test_an_inline_profile_pins_the_default_models(api: ApiHarness) -> None:
+    from trendflow.api.runs import _inline_profile
+    from trendflow.api.schemas import InlineProfileIn
+
+    inline = InlineProfileIn.model_validate({"components": [{"name": "transcript"}]})
+    profile = _inline_profile(inline, user=api["alice"].user, settings=api.ctx.settings)
+    assert {n: r.ref for n, r in profile.pinned_models().items()} == {
+        "transcript": api.ctx.settings.triton.models["transcript"]}
 
 
 async def test_a_stored_profile_without_pins_is_refused_when_priced(

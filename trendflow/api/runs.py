@@ -46,7 +46,7 @@ from trendflow.db.repositories.users import User
 from trendflow.errors import InputError
 from trendflow.pipeline.types import VideoMeta
 from trendflow.runs.admission import check_max_total, create_billed_run, find_cached
-from trendflow.runs.request import ResolvedProfile, resolve_profile
+from trendflow.runs.request import ResolvedProfile, pin_default_models, resolve_profile
 from trendflow.runs.sources import upload_source, youtube_source
 from trendflow.settings import Settings
 from trendflow.storage.base import ResultStore
@@ -102,22 +102,19 @@ async def resolve_source(
     return ResolvedSource("upload", up.video_id, source, up.meta.title or None, None, facts)
 
 
-def _inline_profile(inline: InlineProfileIn, *, user: User) -> profiles_repo.Profile:
-    """An inline profile as the user's private profile (its id is derived when resolved)."""
-    return profiles_repo.Profile(
+def _inline_profile(inline: InlineProfileIn, *, user: User,
+                    settings: Settings) -> profiles_repo.Profile:
+    """An inline profile as the user's private profile (its id is derived when resolved), its
+    model-backed components pinned to this deployment's defaults unless the request pins."""
+    return pin_default_models(profiles_repo.Profile(
         profile_id="",
         name="inline profile",
         user_id=user.user_id,
         description="created from a run request",
         sampling=dict(inline.sampling),
         render=dict(inline.render),
-        components=tuple(
-            profiles_repo.ProfileComponent(
-                component_name=c.name, required=c.required, enabled=c.enabled, params=c.params
-            )
-            for c in inline.components
-        ),
-    )
+        components=tuple(c.to_profile_component() for c in inline.components),
+    ), settings.triton.models)
 
 
 async def _resolve_profile(
@@ -137,7 +134,8 @@ async def _resolve_profile(
         conn,
         user_id=user.user_id,
         profile_id=req.profile_id,
-        inline=None if req.profile is None else _inline_profile(req.profile, user=user),
+        inline=(None if req.profile is None
+                else _inline_profile(req.profile, user=user, settings=settings)),
         inline_cache_ttl_days=settings.api.default_cache_ttl_days,
         models_served=settings.triton.enabled,
         triton=settings.triton,

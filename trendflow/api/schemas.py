@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trendflow.contracts.profile import COMPONENT_NAME_RE
+from trendflow.db.repositories import profiles as profiles_repo
 from trendflow.db.repositories.components import COMPONENT_STATUSES
 from trendflow.db.repositories.runs import RUN_STATUSES
 
@@ -96,12 +97,16 @@ class UploadOut(BaseModel):
 
 
 class ComponentIn(_In):
-    """One component of an inline profile."""
+    """One component of a profile (saved or inline)."""
 
     name: str = Field(examples=["shot_detection"])
     params: dict[str, Any] = Field(default_factory=dict)
     required: bool = True
     enabled: bool = True
+    model: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.-]+:[0-9]+$", examples=["face_detector:1"],
+        description="the model a model-backed component runs (name:version); none: this "
+                    "deployment's default for the component, pinned when the profile is saved")
 
     @field_validator("name")
     @classmethod
@@ -109,6 +114,22 @@ class ComponentIn(_In):
         if not COMPONENT_NAME_RE.fullmatch(value):
             raise ValueError("a component name is a-z 0-9 _ starting with a letter")
         return value
+
+    def to_profile_component(self) -> profiles_repo.ProfileComponent:
+        """The component as the profiles repository stores it."""
+        models: tuple[profiles_repo.ModelMapping, ...] = ()
+        if self.model is not None:
+            name, _, version = self.model.partition(":")
+            models = (profiles_repo.ModelMapping(name, version),)
+        return profiles_repo.ProfileComponent(component_name=self.name, required=self.required,
+                                              enabled=self.enabled, params=self.params,
+                                              models=models)
+
+    @classmethod
+    def of(cls, comp: profiles_repo.ProfileComponent) -> ComponentIn:
+        """A stored component as the API shows it (its pinned model included)."""
+        return cls(name=comp.component_name, params=comp.params, required=comp.required,
+                   enabled=comp.enabled, model=comp.models[0].ref if comp.models else None)
 
 
 class ProfileIn(_In):

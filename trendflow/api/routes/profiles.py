@@ -29,11 +29,7 @@ def _out(p: repo.Profile, user: User) -> ProfileOut:
         builtin=p.builtin,
         owned=p.user_id == user.user_id,
         cache_ttl_days=p.cache_ttl_days,
-        components=[
-            ComponentIn(name=c.component_name, params=c.params, required=c.required,
-                        enabled=c.enabled)
-            for c in p.components
-        ],
+        components=[ComponentIn.of(c) for c in p.components],
         sampling=p.sampling,
         render=p.render,
     )
@@ -77,11 +73,7 @@ async def put_profile(
         sampling=body.sampling,
         render=body.render,
         cache_ttl_days=body.cache_ttl_days,
-        components=tuple(
-            repo.ProfileComponent(component_name=c.name, required=c.required, enabled=c.enabled,
-                                  params=c.params)
-            for c in body.components
-        ),
+        components=tuple(c.to_profile_component() for c in body.components),
     )
     # Model-backed components pin this deployment's default models unless the body pins one.
     profile = pin_default_models(profile, settings.triton.models)
