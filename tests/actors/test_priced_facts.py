@@ -4,28 +4,20 @@ lower price, and holds no credits afterwards (real Ray, real PostgreSQL, the rea
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 
 import ray
 
-from tests.actors.conftest import PROFILE_ID, Runtime
-from tests.billing.helpers import new_user
+from tests.actors.conftest import Runtime
+from tests.actors.test_run_ending import CREDITS, paid_run
 from trendflow.actors.execution import RunExecution, RunServices
 from trendflow.actors.pools import Pools
 from trendflow.billing.audit import audit_ledger
 from trendflow.billing.ledger import get_balance
-from trendflow.billing.pricing import VideoParams
 from trendflow.db.pool import open_database
 from trendflow.db.repositories import billing as billing_repo
 from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import runs as runs_repo
-from trendflow.pipeline.types import VideoMeta
-from trendflow.runs.admission import create_billed_run
-from trendflow.runs.request import resolve_profile
-from trendflow.runs.sources import upload_source
 from trendflow.storage.factory import open_store
-
-CREDITS = Decimal(100)
 
 
 async def test_a_video_longer_than_priced_is_refused_and_releases_its_reserve(
@@ -33,19 +25,7 @@ async def test_a_video_longer_than_priced_is_refused_and_releases_its_reserve(
 ) -> None:
     clip = runtime.clip  # 8 s, priced below as if it lasted 5 s
     assert clip.duration_s > 5.0 + 1.5
-    async with runtime.pool.acquire() as conn:
-        user = await new_user(conn, credits=CREDITS)
-        async with conn.transaction():
-            billed = await create_billed_run(
-                conn, user_id=user,
-                profile=await resolve_profile(conn, user_id=user, profile_id=PROFILE_ID),
-                platform_id="upload", video_id="up-" + uuid.uuid4().hex[:16],
-                source=upload_source(runtime.upload, VideoMeta(title="my clip")),
-                video=VideoParams(duration_s=5.0, width=clip.width or 192,
-                                  height=clip.height or 108),
-                settings=runtime.settings,
-            )
-        assert (await get_balance(conn, user_id=user)).reserved == billed.estimate.total > 0
+    user, run_id = await paid_run(runtime, priced_duration_s=5.0)
 
     db = await open_database(runtime.settings, migrate=False)
     pools = Pools.start(runtime.settings, uuid.uuid4().hex[:8])
@@ -65,7 +45,7 @@ async def test_a_video_longer_than_priced_is_refused_and_releases_its_reserve(
         await db.close()
 
     async with runtime.pool.acquire() as conn:
-        run = await runs_repo.get_run(conn, run_id=billed.run.run_id)
+        run = await runs_repo.get_run(conn, run_id=uuid.UUID(run_id))
         assert run.status == "error" and run.error is not None
         assert run.error["code"] == "video_exceeds_quote"
         assert run.error["details"]["priced"]["duration_s"] == 5.0

@@ -56,10 +56,11 @@ class FinalWriteFails(LocalStore):
         return await super().put_bytes(key, data)
 
 
-async def _paid_run(runtime: Runtime, *, claim_as: str | None = None) -> tuple[uuid.UUID, str]:
-    """A user with credits and their paid, queued run of the clip; with ``claim_as``, claimed
-    in the same transaction by a scheduler that is not there (no scheduler ever sees it
-    queued)."""
+async def paid_run(runtime: Runtime, *, claim_as: str | None = None,
+                   priced_duration_s: float | None = None) -> tuple[uuid.UUID, str]:
+    """A user with credits and their paid, queued run of the clip (priced for its duration, or
+    ``priced_duration_s``); with ``claim_as``, claimed in the same transaction by a scheduler
+    that is not there (no scheduler ever sees it queued)."""
     clip: synth.Clip = runtime.clip
     async with runtime.pool.acquire() as conn:
         user = await new_user(conn, credits=CREDITS)
@@ -69,7 +70,8 @@ async def _paid_run(runtime: Runtime, *, claim_as: str | None = None) -> tuple[u
                 profile=await resolve_profile(conn, user_id=user, profile_id=PROFILE_ID),
                 platform_id="upload", video_id="up-" + uuid.uuid4().hex[:16],
                 source=upload_source(runtime.upload, VideoMeta(title="my clip")),
-                video=VideoParams(duration_s=clip.duration_s, width=clip.width or 160,
+                video=VideoParams(duration_s=priced_duration_s or clip.duration_s,
+                                  width=clip.width or 160,
                                   height=clip.height or 96),
                 settings=runtime.settings,
             )
@@ -87,7 +89,7 @@ async def _reserved(runtime: Runtime, user: uuid.UUID) -> Decimal:
 
 async def _execute(runtime: Runtime, store: LocalStore) -> tuple[uuid.UUID, runs_repo.Run]:
     """Claim and execute one paid run as the scheduler does, on real pools, with ``store``."""
-    user, run_id = await _paid_run(runtime)
+    user, run_id = await paid_run(runtime)
     db = await open_database(runtime.settings, migrate=False)
     pools = Pools.start(runtime.settings, uuid.uuid4().hex[:8])
     try:
@@ -138,7 +140,7 @@ async def test_a_running_run_whose_execution_is_gone_is_requeued_by_the_watchdog
 ) -> None:
     settings = _with(runtime.settings, heartbeat_interval_s=0.2, heartbeat_timeout_s=1.5)
     start_scheduler(settings)
-    user, run_id = await _paid_run(runtime, claim_as="trendflow-scheduler/gone")
+    user, run_id = await paid_run(runtime, claim_as="trendflow-scheduler/gone")
     # No execution holds it; the live scheduler's watchdog takes it once its heartbeat is stale.
     run = (await runtime.wait([run_id], timeout_s=90))[run_id]
     assert run.status == "ok", run.error
@@ -152,7 +154,7 @@ async def test_a_run_losing_its_execution_too_often_fails_execution_lost_and_is_
     settings = _with(runtime.settings, heartbeat_interval_s=0.2, heartbeat_timeout_s=1.0,
                      run_max_attempts=1)
     start_scheduler(settings)
-    user, run_id = await _paid_run(runtime, claim_as="trendflow-scheduler/gone")
+    user, run_id = await paid_run(runtime, claim_as="trendflow-scheduler/gone")
     run = (await runtime.wait([run_id], timeout_s=30))[run_id]
     assert run.status == "error" and run.error is not None
     assert run.error["code"] == "execution_lost"
