@@ -3,20 +3,12 @@ lower price, and holds no credits afterwards (real Ray, real PostgreSQL, the rea
 
 from __future__ import annotations
 
-import uuid
-
-import ray
-
 from tests.actors.conftest import Runtime
-from tests.actors.test_run_ending import CREDITS, paid_run
-from trendflow.actors.execution import RunExecution, RunServices
-from trendflow.actors.pools import Pools
+from tests.actors.test_run_ending import CREDITS, execute_paid_run
 from trendflow.billing.audit import audit_ledger
 from trendflow.billing.ledger import get_balance
-from trendflow.db.pool import open_database
 from trendflow.db.repositories import billing as billing_repo
 from trendflow.db.repositories import components as rc_repo
-from trendflow.db.repositories import runs as runs_repo
 from trendflow.storage.factory import open_store
 
 
@@ -25,27 +17,9 @@ async def test_a_video_longer_than_priced_is_refused_and_releases_its_reserve(
 ) -> None:
     clip = runtime.clip  # 8 s, priced below as if it lasted 5 s
     assert clip.duration_s > 5.0 + 1.5
-    user, run_id = await paid_run(runtime, priced_duration_s=5.0)
-
-    db = await open_database(runtime.settings, migrate=False)
-    pools = Pools.start(runtime.settings, uuid.uuid4().hex[:8])
-    try:
-        async with db.acquire() as conn:
-            [run] = await runs_repo.claim_next_runs(conn, limit=1, worker_id="test/priced")
-        execution = RunExecution(
-            RunServices(db=db, store=open_store(runtime.settings), pools=pools,
-                        settings=runtime.settings, segment_starts={}), run)
-        try:
-            assert await execution.execute() == "error"
-        finally:
-            await execution.release()
-    finally:
-        for actor in [*pools.segmenters, *pools.cpu, *pools.gpu.values()]:
-            ray.kill(actor, no_restart=True)
-        await db.close()
-
+    user, run = await execute_paid_run(runtime, open_store(runtime.settings),
+                                       priced_duration_s=5.0)
     async with runtime.pool.acquire() as conn:
-        run = await runs_repo.get_run(conn, run_id=uuid.UUID(run_id))
         assert run.status == "error" and run.error is not None
         assert run.error["code"] == "video_exceeds_quote"
         assert run.error["details"]["priced"]["duration_s"] == 5.0

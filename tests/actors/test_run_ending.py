@@ -29,6 +29,7 @@ from trendflow.runs.admission import create_billed_run
 from trendflow.runs.request import resolve_profile
 from trendflow.runs.sources import upload_source
 from trendflow.settings import Settings
+from trendflow.storage.base import ResultStore
 from trendflow.storage.factory import open_store
 from trendflow.storage.local import LocalStore
 
@@ -87,9 +88,12 @@ async def _reserved(runtime: Runtime, user: uuid.UUID) -> Decimal:
         return (await get_balance(conn, user_id=user)).reserved
 
 
-async def _execute(runtime: Runtime, store: LocalStore) -> tuple[uuid.UUID, runs_repo.Run]:
-    """Claim and execute one paid run as the scheduler does, on real pools, with ``store``."""
-    user, run_id = await paid_run(runtime)
+async def execute_paid_run(runtime: Runtime, store: ResultStore,
+                           priced_duration_s: float | None = None
+                           ) -> tuple[uuid.UUID, runs_repo.Run]:
+    """Claim and execute one paid run (:func:`paid_run`) as the scheduler does, on real pools,
+    with ``store``; the run as it ended."""
+    user, run_id = await paid_run(runtime, priced_duration_s=priced_duration_s)
     db = await open_database(runtime.settings, migrate=False)
     pools = Pools.start(runtime.settings, uuid.uuid4().hex[:8])
     try:
@@ -113,7 +117,7 @@ async def test_a_store_failing_at_the_final_write_ends_the_run_storage_unavailab
     runtime: Runtime,
 ) -> None:
     store = FinalWriteFails(runtime.settings.store_root, fails=None)
-    user, run = await _execute(runtime, store)
+    user, run = await execute_paid_run(runtime, store)
     assert store.refused == runtime.settings.runtime.store_retry_attempts + 1  # retried first
     assert run.status == "error" and run.finished_at is not None
     assert run.error is not None and run.error["code"] == "storage_unavailable"
@@ -124,7 +128,7 @@ async def test_a_store_failing_briefly_at_the_final_write_is_retried_and_the_run
     runtime: Runtime,
 ) -> None:
     store = FinalWriteFails(runtime.settings.store_root, fails=2)
-    user, run = await _execute(runtime, store)
+    user, run = await execute_paid_run(runtime, store)
     assert store.refused == 2
     assert run.status == "ok", run.error
     assert await _reserved(runtime, user) == 0
