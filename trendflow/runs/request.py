@@ -122,8 +122,10 @@ async def resolve_profile(
     """The stored profile ``profile_id`` (built in, public or ``user_id``'s) or the unsaved
     ``inline`` one (its cache window: ``inline_cache_ttl_days``; its id is derived here from the
     user and the config hash, whatever ``inline.profile_id`` says), checked by
-    :func:`check_profile`. With ``triton`` (this deployment's model serving), a profile asking
-    for the forecast also needs its pinned predictor trained and served
+    :func:`check_profile`. With ``triton`` (this deployment's model serving: the API passes
+    it), every enabled model-backed component needs a pinned model (``model_not_found``
+    otherwise: saving a profile pins the defaults, :func:`pin_default_models`), and a profile
+    asking for the forecast also needs its pinned predictor trained and served
     (:func:`~trendflow.triton.readiness.require_predictor`); with ``serving`` (the API's
     readiness fact), a profile with model-backed components needs the model server ready now
     (:meth:`~trendflow.triton.readiness.ModelServingProbe.require_ready`: ``503
@@ -153,7 +155,7 @@ async def resolve_profile(
                           user_id=user_id)
     models = profile.pinned_models()
     unpinned = [name for name in model_backed(config) if name not in models]
-    if unpinned and models_served:
+    if unpinned and triton is not None and models_served:
         raise ModelNotFound(
             f"{', '.join(unpinned)} in profile {profile.profile_id or 'inline'!r} pin no model "
             "(name:version): save the profile again to pin this deployment's defaults, or "
