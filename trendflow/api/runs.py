@@ -37,7 +37,7 @@ from trendflow.api.urls import check_callback_url
 from trendflow.api.youtube import YoutubeMetadata
 from trendflow.billing.estimate import Estimate, estimate
 from trendflow.billing.pricing import VideoParams
-from trendflow.contracts.identity import parse_youtube_video_id
+from trendflow.contracts.identity import parse_youtube_video_id, youtube_watch_url
 from trendflow.db.repositories import components as rc_repo
 from trendflow.db.repositories import profiles as profiles_repo
 from trendflow.db.repositories import runs as runs_repo
@@ -77,7 +77,7 @@ async def resolve_source(
     ``download_failed``, ``video_too_long`` as the download would say them)."""
     if req.youtube_url is not None:
         video_id = parse_youtube_video_id(req.youtube_url)
-        url = f"https://www.youtube.com/watch?v={video_id}"
+        url = youtube_watch_url(video_id)
         probed = await youtube.probe(video_id)
         facts = VideoParams(duration_s=probed.duration_s, width=probed.width,
                             height=probed.height)

@@ -13,6 +13,7 @@ from trendflow.contracts.profile import COMPONENT_NAME_RE
 from trendflow.db.repositories import profiles as profiles_repo
 from trendflow.db.repositories.components import COMPONENT_STATUSES
 from trendflow.db.repositories.runs import RUN_STATUSES
+from trendflow.triton.mapping import parse_ref
 
 PROFILE_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 UPLOAD_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
@@ -119,8 +120,7 @@ class ComponentIn(_In):
         """The component as the profiles repository stores it."""
         models: tuple[profiles_repo.ModelMapping, ...] = ()
         if self.model is not None:
-            name, _, version = self.model.partition(":")
-            models = (profiles_repo.ModelMapping(name, version),)
+            models = (profiles_repo.ModelMapping(*parse_ref(self.model)),)
         return profiles_repo.ProfileComponent(component_name=self.name, required=self.required,
                                               enabled=self.enabled, params=self.params,
                                               models=models)

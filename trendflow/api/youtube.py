@@ -18,6 +18,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from trendflow.contracts.identity import youtube_watch_url
 from trendflow.pipeline.fetch import Extract, ProbedVideo, extract_info, probe_youtube
 from trendflow.settings import SegmenterSettings
 
@@ -52,9 +53,8 @@ class YoutubeMetadata:
         hit = self._cache.get(video_id)
         if hit is not None and now - hit[0] < self._cache_s:
             return hit[1]
-        url = f"https://www.youtube.com/watch?v={video_id}"
-        probed = await asyncio.to_thread(probe_youtube, url, self._settings,
-                                         extract=self._extract)
+        probed = await asyncio.to_thread(probe_youtube, youtube_watch_url(video_id),
+                                         self._settings, extract=self._extract)
         if self._cache_s > 0:
             self._keep(video_id, probed, now)
         return probed

@@ -167,6 +167,11 @@ def parse_youtube_video_id(url: str) -> str:
     raise _refuse(url, f"unrecognised YouTube path {parts.path!r}")
 
 
+def youtube_watch_url(video_id: str) -> str:
+    """The canonical URL of a YouTube video id: what is fetched and stored with a run."""
+    return f"https://www.youtube.com/watch?v={video_id}"
+
+
 def _check_id(url: str, candidate: str) -> str:
     if not YOUTUBE_ID_RE.fullmatch(candidate):
         raise _refuse(url, f"video id {candidate!r} is not 11 characters of A-Z a-z 0-9 _ -")
@@ -333,6 +338,7 @@ __all__ = [
     "dataprocessor_version",
     "new_run_id",
     "parse_youtube_video_id",
+    "youtube_watch_url",
     "sha256_file",
     "upload_video_id",
     "validate_video_id",

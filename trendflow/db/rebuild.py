@@ -83,12 +83,12 @@ class RestoredRun:
 
 
 _INSERT_RUN = """
-INSERT INTO runs (run_id, platform_id, video_id, user_id, profile_id, config_hash,
-                  sampling_policy_version, dataprocessor_version, model_signature, model_mapping,
-                  profile_config, source, status, stage, error, warnings, created_at,
+INSERT INTO runs (run_id, user_id, profile_id, config_hash, sampling_policy_version,
+                  dataprocessor_version, model_signature, model_mapping, profile_config, source,
+                  platform_id, video_id, status, stage, error, warnings, created_at,
                   started_at, finished_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE($11, '{}'::jsonb),
-        COALESCE($12, '{}'::jsonb), $13, $13, $14, $15, $16, $17, $18)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9, '{}'::jsonb), COALESCE($10, '{}'::jsonb),
+        $11, $12, $13, $13, $14, $15, $16, $17, $18)
 ON CONFLICT (run_id) DO NOTHING
 """
 
@@ -162,22 +162,26 @@ async def restore_run(conn: asyncpg.Connection, manifest: Manifest) -> RestoredR
         if lost:
             manifest = _lost(manifest)
             run = manifest.run
+        # What the manifest records of the run itself: $1–$10 of both statements.
+        recorded = (
+            run_id,
+            owner,
+            run.profile_id or "",
+            run.config_hash,
+            run.sampling_policy_version,
+            run.dataprocessor_version,
+            run.model_signature,
+            {name: ref.ref for name, ref in run.model_mapping.items()},
+            run.profile_config,
+            run.source,
+        )
         written = 0
         if current is None:
             status = await conn.execute(
                 _INSERT_RUN,
-                run_id,
+                *recorded,
                 run.platform_id,
                 run.video_id,
-                owner,
-                run.profile_id or "",
-                run.config_hash,
-                run.sampling_policy_version,
-                run.dataprocessor_version,
-                run.model_signature,
-                {name: ref.ref for name, ref in run.model_mapping.items()},
-                run.profile_config,
-                run.source,
                 run.status,
                 None if run.error is None else run.error.model_dump(mode="json"),
                 list(run.warnings),
@@ -186,19 +190,7 @@ async def restore_run(conn: asyncpg.Connection, manifest: Manifest) -> RestoredR
                 run.finished_at,
             )
         else:
-            status = await conn.execute(
-                _UPDATE_RUN,
-                run_id,
-                owner,
-                run.profile_id or "",
-                run.config_hash,
-                run.sampling_policy_version,
-                run.dataprocessor_version,
-                run.model_signature,
-                {name: ref.ref for name, ref in run.model_mapping.items()},
-                run.profile_config,
-                run.source,
-            )
+            status = await conn.execute(_UPDATE_RUN, *recorded)
         written += status.endswith(" 1")
     accept_open = current in (None, "running")
     artifacts = 0

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from trendflow.contracts.identity import parse_youtube_video_id
+from trendflow.contracts.identity import parse_youtube_video_id, youtube_watch_url
 from trendflow.errors import (
     DependencyMissing,
     DownloadFailed,
@@ -128,7 +128,7 @@ def check_direct_url(url: str, settings: SegmenterSettings) -> str:
 
 def _canonical_youtube(url: str) -> tuple[str, str]:
     video_id = parse_youtube_video_id(url)
-    return video_id, f"https://www.youtube.com/watch?v={video_id}"
+    return video_id, youtube_watch_url(video_id)
 
 
 def fetch_youtube(

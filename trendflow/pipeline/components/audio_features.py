@@ -107,17 +107,23 @@ def warm_numba_cache(directory: Path | None) -> None:
     with open(where / ".trendflow-numba.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            _rhythm(np.random.default_rng(0).standard_normal(2 * RATE).astype(np.float32) * 0.1)
+            _rhythm(np.random.default_rng(0).standard_normal(2 * RATE).astype(np.float32) * 0.1,
+                    _mel_basis())
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     _warmed = True
 
 
-def _rhythm(y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+def _mel_basis() -> np.ndarray:
+    import librosa
+
+    return librosa.filters.mel(sr=RATE, n_fft=N_FFT, n_mels=N_MELS)
+
+
+def _rhythm(y: np.ndarray, mel_basis: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """(bpm, beat frames, onset frames) of a 16 kHz signal: the numba-compiled part."""
     import librosa
 
-    mel_basis = librosa.filters.mel(sr=RATE, n_fft=N_FFT, n_mels=N_MELS)
     env = onset_envelope(y, mel_basis)
     # librosa's own tempo estimate builds a local tempogram of the whole track (hundreds of
     # MB for 20 minutes); one global autocorrelation column gives the same estimate for a
@@ -203,7 +209,6 @@ class AudioFeatures(Component):
             return ComponentResult.empty(
                 EmptyReason.AUDIO_MISSING_OR_EXTRACT_FAILED, reason or "the audio track is empty"
             )
-        import librosa
 
         y = np.ascontiguousarray(audio.at(RATE), dtype=np.float32)
         if len(y) < N_FFT:
@@ -213,8 +218,8 @@ class AudioFeatures(Component):
                 component=self.NAME,
             )
         duration = len(y) / RATE
-        mel_basis = librosa.filters.mel(sr=RATE, n_fft=N_FFT, n_mels=N_MELS)
-        bpm, beat_frames, onsets = _rhythm(y)
+        mel_basis = _mel_basis()
+        bpm, beat_frames, onsets = _rhythm(y, mel_basis)
         beats = np.asarray(beat_frames, dtype=np.float64) * ONSET_HOP / RATE + _FRAME_CENTRE_S
         tempo = 60.0 / float(np.mean(np.diff(beats))) if len(beats) >= 2 else 0.0
 
